@@ -1,0 +1,23 @@
+"""Shared fixtures. Tests never touch the user's data: OAVIZ_HOME points to a temp dir."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_HOME = Path(tempfile.mkdtemp(prefix="oaviz-test-home-"))
+os.environ.setdefault("OAVIZ_HOME", str(_HOME))
+# Two cores are shared by everything in the suite: keep torch from oversubscribing.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    """A small synthetic knee cohort: 24 subjects × 3 visits at 64×64."""
+    from oaviz.data.synthetic import generate_cohort
+
+    out = tmp_path_factory.mktemp("cohorts") / "tiny-knee"
+    return generate_cohort(out, joint="knee", subjects=24, visits=(0, 12, 24), size=64, seed=0)

@@ -1,0 +1,161 @@
+"""The synthetic cohort's ground truth, not just its shapes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oaviz.cli import main as cli_main
+from oaviz.data.cohort import decode_landmarks, load_cohort
+from oaviz.data.errors import DataError
+from oaviz.data.synthetic import (
+    REFERENCE_PREVALENCE, SynthConfig, generate_arrays, generate_cohort, kl_from_severity, sample_design,
+)
+
+
+@pytest.fixture(scope="module")
+def big_design():
+    """Design (no pixels) of a large cohort: enough subjects for tight rates."""
+    return sample_design(SynthConfig(subjects=6000, visits=(0, 12, 24), seed=3))
+
+
+def test_grade_prevalence_close_to_knee_cohorts(big_design):
+    prev = np.bincount(big_design["kl_true"], minlength=5) / len(big_design["kl_true"])
+    np.testing.assert_allclose(prev, REFERENCE_PREVALENCE, atol=0.035)
+
+
+def test_rater_disagreement_rate_adjacent_and_worst_at_kl1(big_design):
+    kl, kt = big_design["kl"], big_design["kl_true"]
+    assert abs((kl != kt).mean() - 0.25) < 0.03
+    assert np.abs(kl - kt).max() == 1  # adjacent grades only
+    per_grade = [(kl[kt == g] != g).mean() for g in range(5)]
+    assert int(np.argmax(per_grade)) == 1
+
+
+@pytest.mark.parametrize("target", [0.1, 0.4])
+def test_rater_disagreement_is_configurable(target):
+    d = sample_design(SynthConfig(subjects=5000, visits=(0,), seed=1, rater_disagreement=target))
+    assert abs((d["kl"] != d["kl_true"]).mean() - target) < 0.035
+
+
+def test_progression_only_upward_and_minority_progress(big_design):
+    df = pd.DataFrame({"s": big_design["sub_idx"], "m": big_design["months"],
+                       "sev": big_design["severity"], "kl": big_design["kl_true"]})
+    df = df.sort_values(["s", "m"])
+    assert (df.groupby("s")["sev"].diff().dropna() >= 0).all()
+    assert (df.groupby("s")["kl"].diff().dropna() >= 0).all()
+    frac = big_design["progressor"].mean()
+    assert 0.1 < frac < 0.3
+    # progressors really change grade more than the rest over 24 months
+    gain = df.groupby("s")["kl"].agg(lambda k: k.iloc[-1] - k.iloc[0]).to_numpy()
+    prog = big_design["progressor"]
+    assert gain[prog].mean() > 0.7 and gain[~prog].mean() < 0.15
+
+
+def test_kl_from_severity_boundaries():
+    np.testing.assert_array_equal(kl_from_severity(np.array([0, 0.49, 0.5, 1.5, 3.49, 3.5, 4.0])),
+                                  [0, 0, 1, 2, 3, 4, 4])
+
+
+def test_cohort_files_splits_and_truth(tiny_cohort):
+    c = load_cohort(tiny_cohort)
+    m = c.metadata
+    assert c.images.dtype == np.uint8 and c.images.shape == (72, 64, 64)
+    assert isinstance(c.images, np.memmap)
+    assert c.masks is not None and c.masks.shape == c.images.shape
+    # subject-level split: a subject never appears in two splits
+    assert (m.groupby("subject_id")["split"].nunique() == 1).all()
+    assert set(m.split) <= {"train", "val", "test"}
+    assert (m.oa == (m.kl >= 2).astype(int)).all()
+    # anatomy fixed across visits: the same subject's images differ less than different subjects'
+    assert c.info["source"] == "synthetic" and len(c.info["landmark_names"]) == 16
+    lm = c.landmarks()
+    assert lm.shape == (72, 16, 2) and np.isfinite(lm).all()
+    assert ((lm > -2) & (lm < 66)).mean() > 0.95
+
+
+def test_image_joint_space_narrows_with_grade():
+    """Measured on the pixels: joint-space mask height falls monotonically over KL_true."""
+    images, masks, meta, info = generate_arrays(SynthConfig(subjects=160, visits=(0,), size=96, seed=5))
+    height_px = masks.reshape(len(masks), -1).sum(1) / np.maximum((masks.max(axis=1) > 0).sum(1), 1)
+    by_grade = pd.Series(height_px).groupby(meta.kl_true.to_numpy()).mean()
+    assert by_grade.is_monotonic_decreasing, by_grade
+    assert meta.groupby("kl_true")["jsw_mm"].mean().is_monotonic_decreasing
+    # the joint space is darker than the bone just above and below it
+    inside = np.array([img[m > 0].mean() for img, m in zip(images, masks) if m.any()])
+    assert inside.mean() < images.mean() + 10
+
+
+def test_landmarks_follow_anatomy():
+    images, masks, meta, info = generate_arrays(SynthConfig(subjects=40, visits=(0,), size=128, seed=2))
+    lm = np.stack([decode_landmarks(s) for s in meta.landmarks])
+    names = info["landmark_names"]
+    i = {n: k for k, n in enumerate(names)}
+    # medial condyle lowest point sits above the medial plateau mid point by the JSW
+    gap = lm[:, i["med_plateau_mid"], 1] - lm[:, i["med_condyle_lowest"], 1]
+    assert (gap > 0).all()
+    px_per_mm = 128 / 100.0
+    np.testing.assert_allclose(np.median(gap / px_per_mm / meta.jsw_mm), 1.0, atol=0.1)
+    # the fibula is lateral: left of the tibial shaft in right orientation
+    assert (lm[:, i["fibular_head_apex"], 0] < lm[:, i["lat_tibial_shaft"], 0] + 5).all()
+
+
+def test_same_seed_same_bytes_different_seed_differs():
+    a = generate_arrays(SynthConfig(subjects=6, visits=(0, 12), size=64, seed=11))
+    b = generate_arrays(SynthConfig(subjects=6, visits=(0, 12), size=64, seed=11))
+    c = generate_arrays(SynthConfig(subjects=6, visits=(0, 12), size=64, seed=12))
+    assert a[0].tobytes() == b[0].tobytes() and a[1].tobytes() == b[1].tobytes()
+    pd.testing.assert_frame_equal(a[2], b[2])
+    assert a[0].tobytes() != c[0].tobytes()
+
+
+def test_subject_anatomy_fixed_across_visits():
+    images, masks, meta, _ = generate_arrays(SynthConfig(subjects=20, visits=(0, 12), size=64, seed=4,
+                                                         progressor_fraction=0.0))
+    x = images.reshape(len(images), -1).astype(float)
+    same = np.mean([np.abs(x[2 * k] - x[2 * k + 1]).mean() for k in range(20)])
+    diff = np.mean([np.abs(x[2 * k] - x[2 * k + 3]).mean() for k in range(19)])
+    assert same < diff
+
+
+def test_hip_cohort(tmp_path):
+    out = generate_cohort(tmp_path / "hip", joint="hip", subjects=10, visits=(0, 24), size=64, seed=0)
+    c = load_cohort(out)
+    assert c.info["joint"] == "hip" and len(c) == 20
+    assert c.masks.any(axis=(1, 2)).all()  # every hip has a joint-space mask
+    d = sample_design(SynthConfig(joint="hip", subjects=3000, visits=(0,), seed=1))
+    jsw = pd.Series(d["P"]["jsw_m"]).groupby(d["kl_true"]).mean()
+    assert jsw.is_monotonic_decreasing, jsw
+
+
+def test_bad_config_and_existing_destination(tmp_path):
+    with pytest.raises(DataError, match="joint"):
+        SynthConfig(joint="elbow").validate()
+    with pytest.raises(DataError, match="visits"):
+        SynthConfig(visits=(12, 0)).validate()
+    out = generate_cohort(tmp_path / "c", subjects=2, visits=(0,), size=32)
+    with pytest.raises(DataError, match="already exists"):
+        generate_cohort(out, subjects=2, visits=(0,), size=32)
+
+
+def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
+    import oaviz.data.synthetic as syn
+
+    def boom(*a, **k):
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(syn, "_render_chunk", boom)
+    with pytest.raises(RuntimeError):
+        syn.generate_cohort(tmp_path / "broken", subjects=3, visits=(0,), size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_synth(tmp_path, capsys):
+    rc = cli_main(["synth", "--out", str(tmp_path / "k"), "--subjects", "4", "--visits", "0,12",
+                   "--size", "48", "--seed", "3"])
+    assert rc == 0
+    assert "8 images" in capsys.readouterr().out
+    assert len(load_cohort(tmp_path / "k")) == 8
+    assert cli_main(["synth", "--out", str(tmp_path / "k"), "--subjects", "4"]) == 2  # exists
+    assert cli_main(["synth", "--out", str(tmp_path / "x"), "--visits", "a,b"]) == 2
