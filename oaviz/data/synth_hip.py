@@ -124,6 +124,8 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     att = att + 0.12 * dens * torch.exp(-(td / 0.8) ** 2)
     cyst = torch.zeros_like(x)
     for k in range(4):
+        if not (P["n_cyst"] > k).any():
+            break
         on = col((P["n_cyst"] > k).astype(np.float32))
         ang = col(np.deg2rad(-150 + 60 * A["cyst_u"][:, k]))
         r = Rc + 5.0 if k % 2 == 0 else Rh - 6.0

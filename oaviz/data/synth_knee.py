@@ -178,10 +178,13 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     med_w = 0.3 + 0.7 * smoothstep(-6.0, 8.0, x)
     depth_t = (yt - top).clamp(min=0.0)
     fem_bottom_m = cym + rym
-    att = att + scl * 0.55 * med_w * inside_t * torch.exp(-depth_t / 4.0)
-    att = att + scl * 0.45 * med_w * inside_f * torch.exp(-(fem_bottom_m - y).clamp(min=0.0) / 4.0) * (x > 0)
+    if P["scl"].max() > 0:  # most chunks of a cohort have no sclerosis: skip the work
+        att = att + scl * 0.55 * med_w * inside_t * torch.exp(-depth_t / 4.0)
+        att = att + scl * 0.45 * med_w * inside_f * torch.exp(-(fem_bottom_m - y).clamp(min=0.0) / 4.0) * (x > 0)
     cyst = torch.zeros_like(x)
     for k in range(4):
+        if not (P["n_cyst"] > k).any():
+            break
         on = col((P["n_cyst"] > k).astype(np.float32))
         cu = A["cyst_u"][:, k]
         ccx = col(A["Wc"] * (0.25 + 0.55 * cu))
