@@ -57,11 +57,14 @@ def run(args) -> int:
     t0 = time.perf_counter()
     last = [0.0]
 
+    tty = sys.stderr.isatty()
+
     def progress(done: int, total: int) -> None:
-        if sys.stderr.isatty() or time.perf_counter() - last[0] > 2 or done == total:
+        # On a terminal, one line rewritten in place; in a log, a line every few seconds.
+        if tty or time.perf_counter() - last[0] > 5 or done == total:
             last[0] = time.perf_counter()
-            print(f"\rrendered {done}/{total} images", end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
+            end = "" if tty and done < total else "\n"
+            print(f"{chr(13) if tty else ''}rendered {done}/{total} images", end=end, file=sys.stderr, flush=True)
 
     path = generate_cohort(out, overwrite=args.overwrite, progress=progress, **kwargs)
     dt = time.perf_counter() - t0
