@@ -28,7 +28,7 @@ from oaviz.data.synth_render import col, gaussian_blur, glyph, sample_texture, t
 
 # Baseline KL prevalence; with default progression the pooled visits land near
 # the 40/18/26/13/3 % reported for knee cohorts such as OAI.
-BASELINE_PREVALENCE = (0.43, 0.18, 0.25, 0.115, 0.025)
+BASELINE_PREVALENCE = (0.445, 0.17, 0.275, 0.097, 0.013)
 REFERENCE_PREVALENCE = (0.40, 0.18, 0.26, 0.13, 0.03)
 # Relative disagreement of a single reader per true grade (KL 1 is the hardest).
 _RATER_SHAPE = np.array([0.14, 0.52, 0.27, 0.17, 0.10])
