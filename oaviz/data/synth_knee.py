@@ -34,7 +34,7 @@ _S = [0.0, 1.0, 2.0, 3.0, 4.0]
 _JSW_MED = [1.0, 0.93, 0.78, 0.50, 0.14]   # fraction of the subject's healthy medial JSW
 _JSW_LAT = [1.0, 0.985, 0.95, 0.88, 0.74]
 _OST_S = [0.0, 0.55, 1.0, 2.0, 3.0, 4.0]
-_OST_MM = [0.0, 0.0, 1.1, 2.9, 4.8, 7.2]   # marginal osteophyte length (mm)
+_OST_MM = [0.0, 0.0, 1.0, 2.5, 3.9, 5.6]   # marginal osteophyte length (mm)
 
 
 def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
@@ -228,13 +228,14 @@ def landmarks(A: dict, P: dict) -> np.ndarray:
         (np.zeros_like(Wc), cym + rym * 0.15 + A["notch_h"]),
     ]
     sdx = A["spine_dx"]
+    hw40 = A["ts"] + (Wt - A["ts"]) / (1 + ((40.0 - 5.0) / 21.0) ** 2)  # tibial edge 40 mm down
     pts_t = [
         (-Wt, top(-Wt, "l")), (cxl, top(cxl, "l")), (-sdx - 4.0, top(-sdx - 4.0, "l")),
         (-sdx, top(-sdx, "l") - 0.85 * A["spine_h"] * P["spine_peak"]),
         (sdx, top(sdx, "m") - A["spine_h"] * P["spine_peak"]),
         (sdx + 4.0, top(sdx + 4.0, "m")), (cxm, top(cxm, "m")), (Wt, top(Wt, "m")),
         (fib_x, A["fib_dy"] - A["fib_ry"]),
-        (-A["ts"] - 1.0, np.full_like(Wc, 56.0)), (A["ts"] + 1.0, np.full_like(Wc, 56.0)),
+        (-hw40, np.full_like(Wc, 40.0)), (hw40, np.full_like(Wc, 40.0)),
     ]
     # Tibial points live in the varus-rotated frame: map them back to the image frame.
     ang = np.deg2rad(P["varus"])
