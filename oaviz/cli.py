@@ -10,10 +10,13 @@ import sys
 
 from oaviz import __version__
 from oaviz.data.errors import DataError
+from oaviz.models.base import ConfigError
 
 # One line per subcommand module; add yours here.
 COMMAND_MODULES = (
     "oaviz.commands.synth",
+    "oaviz.commands.train",
+    "oaviz.commands.embed",
 )
 
 
@@ -30,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except DataError as e:
+    except (DataError, ConfigError) as e:
         print(f"oaviz {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,3 +1,3 @@
 """Imports every model module so that each registers itself. Add new ones here."""
 
-# (model modules are added as they land)
+from oaviz.models import beta_vae, cnn, dual_head, vaesim  # noqa: F401

@@ -1,0 +1,61 @@
+"""`oaviz train MODEL --data COHORT --out CKPT`: train any registered model."""
+
+from __future__ import annotations
+
+import json
+
+from oaviz.models.base import ConfigError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a cohort and write a checkpoint folder")
+    p.add_argument("model", help="registered model name (beta_vae, vaesim, cnn, dual_head, ...)")
+    p.add_argument("--data", required=True, help="cohort folder")
+    p.add_argument("--out", required=True, help="checkpoint folder to write")
+    p.add_argument("--preset", default="demo", help="demo (CPU, 128×128) or paper (GPU sizes)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | mps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last epoch")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--run-dir", help="folder for events.jsonl and the resume point")
+    p.add_argument("--max-images", type=int, help="subsample the training split (quick runs)")
+    p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config key (value parsed as JSON, else string)")
+    p.set_defaults(func=run)
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k.strip()] = v
+    return out
+
+
+def run(args) -> int:
+    import sys
+
+    from oaviz.training.loop import TrainSpec, train
+
+    try:
+        spec = TrainSpec(model=args.model, data=args.data, out=args.out, preset=args.preset, epochs=args.epochs,
+                         batch_size=args.batch_size, lr=args.lr, device=args.device, resume=args.resume,
+                         seed=args.seed, run_dir=args.run_dir, max_images=args.max_images,
+                         patience=args.patience, overrides=parse_overrides(args.set))
+        metrics = train(spec)
+    except ConfigError as e:
+        print(f"oaviz train: error: {e}", file=sys.stderr)
+        return 2
+    import os
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return 0
+    print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if isinstance(v, float)))
+    return 0

@@ -1,0 +1,80 @@
+"""The thesis's end-to-end CNN baseline: 4 conv layers with ReLU, FC, sigmoid, BCE.
+
+Each conv layer is 3×3 conv → ReLU → 2×2 max-pool. After the fourth, a global
+average pool and a hidden FC layer give the penultimate features (``embed``),
+and a last FC + sigmoid gives P(OA). Rows without an OA label (NaN) are
+ignored by the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from oaviz.models.base import LossOutput, OAModel, register_model
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    image_size: int = 224
+    widths: tuple[int, ...] = (32, 64, 128, 256)
+    hidden: int = 128
+    dropout: float = 0.2
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 30
+
+    def __post_init__(self):
+        if len(self.widths) != 4:
+            raise ValueError("the thesis CNN has exactly 4 conv layers (widths needs 4 entries)")
+
+
+def conv_relu_pool(widths: tuple[int, ...], in_ch: int = 1) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for w in widths:
+        layers += [nn.Conv2d(in_ch, w, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+        in_ch = w
+    return nn.Sequential(*layers)
+
+
+def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE over rows whose target is not NaN (0 when none)."""
+    ok = ~torch.isnan(target)
+    if not ok.any():
+        return logits.sum() * 0.0
+    return F.binary_cross_entropy_with_logits(logits[ok], target[ok])
+
+
+@register_model("cnn", CNNConfig, presets={
+    "demo": {"image_size": 128, "widths": [16, 32, 64, 128], "hidden": 64, "epochs": 15},
+    "paper": {"image_size": 224, "widths": [32, 64, 128, 256], "hidden": 128, "epochs": 30},
+}, description="end-to-end CNN baseline for OA (thesis)")
+class CNNBaseline(OAModel):
+    def __init__(self, config: CNNConfig):
+        super().__init__(config)
+        self.features = conv_relu_pool(config.widths)
+        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(config.widths[-1], config.hidden), nn.ReLU(inplace=True))
+        self.drop = nn.Dropout(config.dropout)
+        self.out = nn.Linear(config.hidden, 1)
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.hidden
+
+    def embed(self, x):
+        return self.hidden(F.adaptive_avg_pool2d(self.features(x), 1))
+
+    def forward(self, x):
+        """OA logits [B]."""
+        return self.out(self.drop(self.embed(x))).squeeze(1)
+
+    def predict_proba(self, x):
+        return torch.sigmoid(self.forward(x))
+
+    def loss(self, batch, step: int = 0) -> LossOutput:
+        logits = self.forward(batch["image"])
+        bce = masked_bce(logits, batch["oa"])
+        return LossOutput(bce, {"bce": bce.detach()})

@@ -1,0 +1,96 @@
+"""Dual-head hierarchical supervision: a shared encoder with an OA head and a KL head.
+
+Variants (config ``variant``): ``single_oa`` (binary OA head only), ``single_kl``
+(5-way KL head only; P(OA) = P(KL ≥ 2)), ``dual`` (both, loss BCE + CE). The
+penultimate shared features are the embedding. Rows with an unknown label
+(KL −1, OA NaN) are ignored by the corresponding term.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from oaviz.models.base import LossOutput, OAModel, register_model
+from oaviz.models.blocks import conv_encoder
+from oaviz.models.cnn import masked_bce
+
+VARIANTS = ("single_oa", "single_kl", "dual")
+
+
+@dataclass(frozen=True)
+class DualHeadConfig:
+    image_size: int = 224
+    widths: tuple[int, ...] = (32, 64, 128, 256, 512)
+    feature_dim: int = 128
+    variant: str = "dual"
+    kl_weight: float = 1.0
+    oa_weight: float = 1.0
+    dropout: float = 0.2
+    lr: float = 1e-3
+    batch_size: int = 32
+    epochs: int = 30
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+
+
+@register_model("dual_head", DualHeadConfig, presets={
+    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "feature_dim": 64, "epochs": 15},
+    "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "feature_dim": 128, "epochs": 30},
+}, description="shared encoder with OA and KL heads (single_oa / single_kl / dual)")
+class DualHead(OAModel):
+    def __init__(self, config: DualHeadConfig):
+        super().__init__(config)
+        self.encoder = conv_encoder(config.widths)
+        self.proj = nn.Sequential(nn.Flatten(), nn.Linear(config.widths[-1], config.feature_dim), nn.ReLU(inplace=True))
+        self.drop = nn.Dropout(config.dropout)
+        self.oa_head = nn.Linear(config.feature_dim, 1) if config.variant != "single_kl" else None
+        self.kl_head = nn.Linear(config.feature_dim, 5) if config.variant != "single_oa" else None
+
+    @property
+    def embed_dim(self) -> int:
+        return self.config.feature_dim
+
+    def embed(self, x):
+        return self.proj(F.adaptive_avg_pool2d(self.encoder(x), 1))
+
+    def heads(self, x) -> dict[str, torch.Tensor]:
+        """{'oa': logits [B]} and/or {'kl': logits [B,5]} depending on the variant."""
+        h = self.drop(self.embed(x))
+        out = {}
+        if self.oa_head is not None:
+            out["oa"] = self.oa_head(h).squeeze(1)
+        if self.kl_head is not None:
+            out["kl"] = self.kl_head(h)
+        return out
+
+    def predict_oa_proba(self, x):
+        """P(OA) [B]: the OA head, or P(KL ≥ 2) for the single-KL variant."""
+        out = self.heads(x)
+        if "oa" in out:
+            return torch.sigmoid(out["oa"])
+        return F.softmax(out["kl"], 1)[:, 2:].sum(1)
+
+    def predict_kl_proba(self, x):
+        """P(KL) [B,5], or None for the single-OA variant."""
+        out = self.heads(x)
+        return F.softmax(out["kl"], 1) if "kl" in out else None
+
+    def loss(self, batch, step: int = 0) -> LossOutput:
+        out = self.heads(batch["image"])
+        terms, total = {}, 0.0
+        if "oa" in out:
+            bce = masked_bce(out["oa"], batch["oa"])
+            terms["bce_oa"] = bce.detach()
+            total = total + self.config.oa_weight * bce
+        if "kl" in out:
+            ok = batch["kl"] >= 0
+            ce = F.cross_entropy(out["kl"][ok], batch["kl"][ok]) if ok.any() else out["kl"].sum() * 0.0
+            terms["ce_kl"] = ce.detach()
+            total = total + self.config.kl_weight * ce
+        return LossOutput(total, terms)

@@ -1,0 +1,277 @@
+"""The one training loop every oaviz model goes through.
+
+Seeded; Adam; validation each epoch; early stopping on the validation loss
+(best weights restored); resumable from the last finished epoch; DDP when
+started by torchrun (only rank 0 writes); progress events to events.jsonl.
+A failure writes an ``error`` event and leaves no checkpoint at ``out``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from oaviz.data.cohort import load_cohort
+from oaviz.models.base import build_model, get_spec, make_config
+from oaviz.training import ddp
+from oaviz.training.checkpoint import save_checkpoint
+from oaviz.training.data import split_tensors, train_val_rows
+from oaviz.training.device import autocast, grad_scaler, pick_device
+from oaviz.training.events import EventLog
+from oaviz.training.metrics import validation_metrics
+
+
+@dataclass
+class TrainSpec:
+    model: str
+    data: str
+    out: str
+    preset: str = "demo"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    device: str = "auto"
+    resume: bool = False
+    seed: int = 0
+    run_dir: str | None = None
+    max_images: int | None = None
+    patience: int = 5
+    overrides: dict = field(default_factory=dict)
+    log_every: int = 5
+
+
+class _LossModule(nn.Module):
+    """Wraps model.loss as forward so DistributedDataParallel can sync gradients."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch, step):
+        out = self.model.loss(batch, step)
+        return out.total, out.terms
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def _save_resume(run_dir: Path, model, opt, state: dict) -> None:
+    """last.safetensors (model + optimiser tensors) + last_state.json, atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for pid, st in osd["state"].items():
+        for k, v in st.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"opt.{pid}.{k}"] = t.detach().cpu().contiguous()
+    tmp = run_dir / "last.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(run_dir / "last.safetensors")
+    meta = {**state, "param_groups": osd["param_groups"]}
+    (run_dir / "last_state.json.tmp").write_text(json.dumps(meta))
+    (run_dir / "last_state.json.tmp").replace(run_dir / "last_state.json")
+
+
+def _load_resume(run_dir: Path, model, opt) -> dict | None:
+    f, s = run_dir / "last.safetensors", run_dir / "last_state.json"
+    if not (f.is_file() and s.is_file()):
+        return None
+    tensors = load_file(str(f))
+    meta = json.loads(s.read_text())
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": meta.pop("param_groups")})
+    return meta
+
+
+def default_run_dir(model: str) -> Path:
+    from oaviz.paths import runs_dir
+    return runs_dir() / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(spec: TrainSpec) -> dict:
+    """Train and write the checkpoint folder ``spec.out``; returns the final metrics."""
+    rank, world = ddp.setup()
+    is_main = rank == 0
+    run_dir = Path(spec.run_dir) if spec.run_dir else default_run_dir(spec.model)
+    log = EventLog(run_dir / "events.jsonl", enabled=is_main)
+    try:
+        result = _train(spec, rank, world, run_dir, log)
+        return result
+    except BaseException as e:
+        log.write("error", type=type(e).__name__, message=str(e))
+        raise
+    finally:
+        ddp.teardown()
+
+
+def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog) -> dict:
+    is_main = rank == 0
+    get_spec(spec.model)  # unknown model -> ConfigError before any work
+    config = make_config(spec.model, spec.preset, spec.overrides)
+    epochs = spec.epochs or getattr(config, "epochs", 10)
+    batch_size = spec.batch_size or getattr(config, "batch_size", 32)
+    lr = spec.lr or getattr(config, "lr", 1e-3)
+    device = ddp.device_for_rank(pick_device(spec.device), rank)
+    _seed_all(spec.seed)
+
+    cohort = load_cohort(spec.data)
+    tr_rows, va_rows = train_val_rows(cohort, spec.max_images, spec.seed)
+    size = int(config.image_size)
+    train_t = split_tensors(cohort, tr_rows, size)
+    val_t = split_tensors(cohort, va_rows, size) if len(va_rows) else None
+
+    model = build_model(spec.model, config).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    scaler = grad_scaler(device)
+    per_rank = math.ceil(len(train_t) / world)
+    steps_per_epoch = max(1, math.ceil(per_rank / batch_size))
+    total_steps = epochs * steps_per_epoch
+    if hasattr(model, "set_total_steps"):
+        model.set_total_steps(total_steps)
+    wrapped = ddp.wrap(_LossModule(model), device) if world > 1 else _LossModule(model)
+
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "argv.json").write_text(json.dumps(sys.argv))
+    start_epoch, global_step = 0, 0
+    best_val, best_state, bad_epochs = math.inf, None, 0
+    if spec.resume:
+        meta = _load_resume(run_dir, model, opt)
+        if meta is not None:
+            start_epoch, global_step = meta["epoch"] + 1, meta["global_step"]
+            best_val, bad_epochs = meta.get("best_val", math.inf), meta.get("bad_epochs", 0)
+            torch.manual_seed(spec.seed + start_epoch)
+    log.write("start", model=spec.model, preset=spec.preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+              device=str(device), world_size=world, out=str(spec.out), n_train=len(train_t),
+              n_val=0 if val_t is None else len(val_t), start_epoch=start_epoch, batch_size=batch_size)
+
+    t_start = time.perf_counter()
+    images_seen, status = 0, "finished"
+    last_epoch = start_epoch - 1
+    for epoch in range(start_epoch, epochs):
+        model.train()
+        g = torch.Generator().manual_seed(spec.seed * 1000 + epoch)
+        perm = torch.randperm(len(train_t), generator=g)[rank::world]
+        sums: dict[str, float] = {}
+        n_batches = 0
+        t_ep = time.perf_counter()
+        for b in range(steps_per_epoch):
+            idx = perm[b * batch_size:(b + 1) * batch_size]
+            if len(idx) == 0:
+                continue
+            batch = train_t.batch(idx, device)
+            with autocast(device):
+                total, terms = wrapped(batch, global_step)
+            if not torch.isfinite(total):
+                raise FloatingPointError(f"loss became {float(total)} at epoch {epoch}, step {b}")
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(total).backward()
+            scaler.step(opt)
+            scaler.update()
+            model.on_train_step_end(batch, global_step)
+            global_step += 1
+            n_batches += 1
+            images_seen += len(idx) * world
+            sums["loss"] = sums.get("loss", 0.0) + float(total.detach())
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v)
+            if is_main and (global_step % spec.log_every == 0):
+                elapsed = time.perf_counter() - t_start
+                rate = images_seen / max(elapsed, 1e-9)
+                remaining = (total_steps - global_step) * batch_size * world / max(rate, 1e-9)
+                log.write("step", epoch=epoch, step=b, global_step=global_step, loss=float(total.detach()),
+                          terms={k: float(v) for k, v in terms.items()}, images_per_s=round(rate, 2),
+                          eta_s=round(remaining, 1))
+        train_means = {k: v / max(n_batches, 1) for k, v in sums.items()}
+        val = evaluate(model, val_t, device, global_step, batch_size) if val_t is not None else {}
+        last_epoch = epoch
+        elapsed = time.perf_counter() - t_start
+        ep_time = time.perf_counter() - t_ep
+        log.write("epoch", epoch=epoch, train=train_means, val=val, elapsed_s=round(elapsed, 1),
+                  epoch_s=round(ep_time, 1), eta_s=round(ep_time * (epochs - epoch - 1), 1))
+        score = val.get("loss", train_means.get("loss", math.inf))
+        if score < best_val - 1e-6:
+            best_val, bad_epochs = score, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad_epochs += 1
+        if is_main:
+            _save_resume(run_dir, model, opt, {"epoch": epoch, "global_step": global_step,
+                                               "best_val": best_val, "bad_epochs": bad_epochs})
+        if spec.patience and bad_epochs >= spec.patience and epoch < epochs - 1:
+            status = "early_stopped"
+            break
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    metrics = validation_metrics(model, val_t, device) if val_t is not None else {}
+    metrics["best_val_loss"] = None if not math.isfinite(best_val) else best_val
+    seconds = time.perf_counter() - t_start
+    if is_main:
+        command = "oaviz " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+        save_checkpoint(
+            model.cpu(), spec.out,
+            preset=spec.preset,
+            normalisation={"image_size": size, "scale": "0-1", "resize": "area"},
+            cohort={"path": str(Path(spec.data).resolve()), "fingerprint": cohort.fingerprint,
+                    "source": cohort.info.get("source"), "n_train": len(train_t),
+                    "n_val": 0 if val_t is None else len(val_t)},
+            metrics=metrics,
+            training={"epochs": last_epoch + 1, "status": status, "seconds": round(seconds, 1),
+                      "images_seen": images_seen, "device": str(device), "world_size": world,
+                      "batch_size": batch_size, "lr": lr, "seed": spec.seed, "command": command},
+            card=model_card(spec, cohort, metrics),
+        )
+        log.write("end", status=status, checkpoint=str(spec.out), metrics=metrics, seconds=round(seconds, 1))
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(model, data, device, step: int, batch_size: int) -> dict:
+    """Mean loss terms over a split, in eval mode (VAEs: μ path is not used by loss; loss samples)."""
+    model.eval()
+    sums: dict[str, float] = {}
+    n = 0
+    for i in range(0, len(data), batch_size):
+        batch = data.batch(np.arange(i, min(len(data), i + batch_size)), device)
+        out = model.loss(batch, step)
+        w = len(batch["image"])
+        sums["loss"] = sums.get("loss", 0.0) + float(out.total) * w
+        for k, v in out.terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v) * w
+        n += w
+    model.train()
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def model_card(spec: TrainSpec, cohort, metrics: dict) -> dict:
+    desc = get_spec(spec.model).description
+    return {
+        "summary": f"{desc}; preset '{spec.preset}'",
+        "data": f"{cohort.info.get('source', 'unknown')} cohort '{Path(spec.data).name}' "
+                f"({len(cohort)} images, fingerprint {cohort.fingerprint})",
+        "intended_use": "exploration and teaching in oaviz; not for diagnosis",
+        "limitations": "trained on synthetic radiographs" if cohort.info.get("source") == "synthetic"
+        else "validated only on the cohort named above",
+    }
+
+
+def env_world() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))

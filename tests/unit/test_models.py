@@ -1,0 +1,146 @@
+"""Every registered model with a tiny config: shapes, loss, backward, determinism, save/load."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from oaviz.models.base import ConfigError, build_model, config_to_dict, make_config, model_names
+from oaviz.models.vaesim import VAESim, ema_update, temperature_at
+
+TINY = {"image_size": 32, "widths": [4, 8, 8]}
+TINY_BY_MODEL = {"cnn": {"image_size": 32, "widths": [4, 4, 8, 8], "hidden": 8}}
+CLASSIC = ["beta_vae", "vaesim", "cnn", "dual_head"]
+
+
+def tiny(name, **extra):
+    return build_model(name, make_config(name, "demo", {**TINY_BY_MODEL.get(name, TINY), **extra}))
+
+
+def batch(n=6, size=32):
+    g = torch.Generator().manual_seed(0)
+    return {"image": torch.rand(n, 1, size, size, generator=g), "kl": torch.tensor([0, 1, 2, 3, 4, -1])[:n],
+            "oa": torch.tensor([0., 0., 1., 1., 1., float("nan")])[:n], "label": torch.zeros(n, dtype=torch.long),
+            "landmarks": torch.rand(n, 16, 2, generator=g)}
+
+
+def test_registry_has_the_models():
+    assert set(CLASSIC) <= set(model_names())
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_shapes_loss_backward_and_eval_determinism(name):
+    torch.manual_seed(0)
+    m = tiny(name)
+    b = batch()
+    m.train()
+    out = m.loss(b, step=0)
+    assert out.total.ndim == 0 and torch.isfinite(out.total)
+    assert all(torch.isfinite(v) for v in out.terms.values())
+    out.total.backward()
+    grads = [p.grad for p in m.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
+    m.on_train_step_end(b, 0)
+    m.eval()
+    e1, e2 = m.embed(b["image"]), m.embed(b["image"])
+    assert e1.shape == (6, m.embed_dim)
+    assert torch.equal(e1, e2)
+    if hasattr(m, "decode"):
+        assert m.reconstruct(b["image"]).shape == b["image"].shape
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_save_load_identity(name, tmp_path):
+    torch.manual_seed(1)
+    m = tiny(name)
+    m.train()
+    m.loss(batch(), 0).total.backward()  # VAESim initialises its prototypes here
+    m.on_train_step_end(batch(), 0)
+    m.eval()
+    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(tmp_path / "w.safetensors"))
+    (tmp_path / "c.json").write_text(json.dumps(config_to_dict(m.config)))
+    m2 = build_model(name, json.loads((tmp_path / "c.json").read_text()))
+    m2.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
+    m2.eval()
+    x = batch()["image"]
+    assert torch.equal(m.embed(x), m2.embed(x))
+
+
+@pytest.mark.parametrize("name", CLASSIC)
+def test_bad_config_key_rejected(name):
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_model(name, {"image_size": 32, "no_such_key": 1})
+
+
+def test_bad_values_rejected():
+    with pytest.raises(ConfigError):
+        make_config("vaesim", "demo", {"similarity": "euclid"})
+    with pytest.raises(ConfigError):
+        make_config("dual_head", "demo", {"variant": "triple"})
+    with pytest.raises(ConfigError):
+        make_config("beta_vae", "demo", {"image_size": 100})
+
+
+def test_vaesim_temperature_schedule():
+    assert temperature_at(0, 100) == 1.0
+    assert temperature_at(25, 100) == pytest.approx(0.505)
+    assert temperature_at(50, 100) == pytest.approx(0.01)
+    assert temperature_at(99, 100) == pytest.approx(0.01)
+
+
+def test_vaesim_ema_update_paper_and_reference():
+    Q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    z = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.0, 3.0]])
+    labels = torch.tensor([0, 0, 1])  # cluster 2 empty: keeps its value
+    new = ema_update(Q, z, labels, eta=0.95, mode="paper")
+    torch.testing.assert_close(new[0], 0.95 * Q[0] + 0.05 * torch.tensor([2.0, 0.0]))
+    torch.testing.assert_close(new[1], 0.95 * Q[1] + 0.05 * torch.tensor([0.0, 3.0]))
+    torch.testing.assert_close(new[2], Q[2])
+    ref = ema_update(Q, z, labels, eta=0.95, mode="reference")
+    torch.testing.assert_close(ref[0], 0.95 * torch.tensor([2.0, 0.0]) + 0.05 * Q[0])
+
+
+def test_vaesim_prototypes_initialised_from_first_batch():
+    torch.manual_seed(0)
+    m = tiny("vaesim", n_prototypes=4)
+    assert not bool(m.initialised)
+    m.train()
+    b = batch()
+    m.loss(b, 0)
+    assert bool(m.initialised)
+    # every prototype is (up to a tiny jitter) one of the batch's latents
+    z = m._last[0]
+    d = torch.cdist(m.prototypes, z).min(1).values
+    assert (d < 0.05).all()
+
+
+def test_dual_head_variants_use_only_their_heads():
+    b = batch()
+    for variant, keys in (("single_oa", {"bce_oa"}), ("single_kl", {"ce_kl"}), ("dual", {"bce_oa", "ce_kl"})):
+        m = tiny("dual_head", variant=variant)
+        assert set(m.loss(b).terms) == keys
+        p = m.predict_oa_proba(b["image"])
+        assert p.shape == (6,) and ((p >= 0) & (p <= 1)).all()
+    assert tiny("dual_head", variant="single_oa").predict_kl_proba(b["image"]) is None
+
+
+def test_beta_vae_prior_samples_and_warmup():
+    m = tiny("beta_vae", beta_warmup_steps=10)
+    m.eval()
+    s = m.sample_prior(5, temperature=0.5, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (5, 1, 32, 32) and (s >= 0).all() and (s <= 1).all()
+    m.train()
+    assert float(m.loss(batch(), step=5).terms["beta"]) == pytest.approx(2.0)
+
+
+def test_vaesim_sample_near_prototype_respects_threshold():
+    torch.manual_seed(0)
+    m = tiny("vaesim", n_prototypes=4)
+    m.train()
+    m.loss(batch(), 0)
+    m.eval()
+    imgs, sims = m.sample_near_prototype(1, 8, threshold=0.9, generator=torch.Generator().manual_seed(0))
+    assert imgs.shape[0] == len(sims) and len(sims) > 0 and (sims >= 0.9).all()

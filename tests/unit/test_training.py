@@ -1,0 +1,111 @@
+"""The training engine end to end through the CLI, on a tiny cohort."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from oaviz.cli import main as cli
+from oaviz.models.base import register_model
+from oaviz.models.beta_vae import BetaVAE, BetaVAEConfig
+from oaviz.training.checkpoint import load_checkpoint, read_checkpoint_info
+from oaviz.training.events import read_events
+
+TINY = ["--set", "image_size=32", "--set", "widths=[4,8,8]"]
+
+
+@register_model("_exploding_vae", BetaVAEConfig, presets={"demo": {"image_size": 32, "widths": [4, 8, 8]}})
+class ExplodingVAE(BetaVAE):
+    """Fails at its third step: the engine must leave no checkpoint behind."""
+
+    def loss(self, batch, step=0):
+        if step >= 2:
+            raise RuntimeError("boom at step 2")
+        return super().loss(batch, step)
+
+
+def train(tmp_path, cohort, *extra, model="beta_vae", name="ck"):
+    out, run = tmp_path / name, tmp_path / f"run-{name}"
+    rc = cli(["train", model, "--data", str(cohort), "--out", str(out), "--run-dir", str(run),
+              "--batch-size", "16", *TINY, *extra])
+    return rc, out, run
+
+
+def test_train_writes_events_and_loadable_checkpoint(tmp_path, tiny_cohort):
+    rc, out, run = train(tmp_path, tiny_cohort, "--epochs", "3")
+    assert rc == 0
+    ev = read_events(run / "events.jsonl")
+    kinds = [e["event"] for e in ev]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epoch") == 3
+    losses = [e["train"]["loss"] for e in ev if e["event"] == "epoch"]
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    info = read_checkpoint_info(out)
+    assert info["model_type"] == "beta_vae" and info["cohort"]["fingerprint"]
+    assert info["training"]["epochs"] == 3 and "summary" in info["card"] and "val_mse" in info["metrics"]
+    a, b = load_checkpoint(out), load_checkpoint(out)
+    x = torch.rand(2, 1, 32, 32)
+    assert torch.equal(a.model.embed(x), b.model.embed(x))
+
+
+def test_resume_continues_from_last_epoch(tmp_path, tiny_cohort):
+    rc, out, run = train(tmp_path, tiny_cohort, "--epochs", "1", "--patience", "0")
+    assert rc == 0
+    rc, out, run = train(tmp_path, tiny_cohort, "--epochs", "3", "--patience", "0", "--resume")
+    assert rc == 0
+    starts = [e for e in read_events(run / "events.jsonl") if e["event"] == "start"]
+    assert starts[-1]["start_epoch"] == 1
+    assert read_checkpoint_info(out)["training"]["epochs"] == 3
+
+
+def test_crash_leaves_no_checkpoint_and_an_error_event(tmp_path, tiny_cohort):
+    with pytest.raises(RuntimeError, match="boom"):
+        train(tmp_path, tiny_cohort, "--epochs", "5", model="_exploding_vae")
+    assert not (tmp_path / "ck").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ck")]
+    ev = read_events(tmp_path / "run-ck" / "events.jsonl")
+    assert ev[-1]["event"] == "error" and "boom" in ev[-1]["message"]
+
+
+def test_early_stopping(tmp_path, tiny_cohort):
+    # lr 0 -> validation loss never improves after the first epoch
+    rc, out, run = train(tmp_path, tiny_cohort, "--epochs", "10", "--patience", "2", "--lr", "1e-12")
+    assert rc == 0
+    end = read_events(run / "events.jsonl")[-1]
+    assert end["status"] == "early_stopped"
+    assert read_checkpoint_info(out)["training"]["epochs"] < 10
+
+
+def test_bad_override_is_a_clean_error(tmp_path, tiny_cohort, capsys):
+    rc, out, _ = train(tmp_path, tiny_cohort, "--set", "no_such=1")
+    assert rc == 2 and "unknown key" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_embed_writes_one_row_per_image(tmp_path, tiny_cohort):
+    rc, out, _ = train(tmp_path, tiny_cohort, "--epochs", "1")
+    assert cli(["embed", "--checkpoint", str(out), "--data", str(tiny_cohort), "--out", str(tmp_path / "z.parquet")]) == 0
+    df = pd.read_parquet(tmp_path / "z.parquet")
+    meta = pd.read_csv(tiny_cohort / "metadata.csv")
+    assert len(df) == len(meta) and list(df.image_id) == list(meta.image_id.astype(str))
+    assert [c for c in df.columns if c.startswith("z_")] == [f"z_{i}" for i in range(64)]
+    assert (df.recon_error > 0).all()
+
+
+def test_ddp_two_processes_on_cpu(tmp_path, tiny_cohort):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    r = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "oaviz", "train", "vaesim", "--data",
+                        str(tiny_cohort), "--out", str(out), "--run-dir", str(tmp_path / "run"), "--epochs", "2",
+                        *TINY], env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr[-2000:]
+    info = read_checkpoint_info(out)
+    assert info["training"]["world_size"] == 2
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".ddp", "ddp"))] == ["ddp"]
+    starts = [e for e in read_events(tmp_path / "run" / "events.jsonl") if e["event"] == "start"]
+    assert len(starts) == 1  # only rank 0 writes
