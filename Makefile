@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
 
-.PHONY: demo test venv chromium synth bench clean
+.PHONY: demo test venv chromium synth bench clean checkpoints
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -39,3 +39,14 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The bundled demo checkpoints (demo preset, default synthetic knee cohort, seed 0).
+DEFAULT_COHORT := data/cohorts/synthetic-knee
+TRAIN := $(BIN)/oaviz train
+checkpoints: $(STAMP) synth
+	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-demo --epochs 20 --patience 4
+	$(TRAIN) vaesim --data $(DEFAULT_COHORT) --out checkpoints/vaesim-demo --epochs 20 --patience 0
+	$(TRAIN) cnn --data $(DEFAULT_COHORT) --out checkpoints/cnn-demo --epochs 15
+	$(TRAIN) dual_head --data $(DEFAULT_COHORT) --out checkpoints/dual_head-single_oa-demo --epochs 15 --set variant=single_oa
+	$(TRAIN) dual_head --data $(DEFAULT_COHORT) --out checkpoints/dual_head-single_kl-demo --epochs 15 --set variant=single_kl
+	$(TRAIN) dual_head --data $(DEFAULT_COHORT) --out checkpoints/dual_head-dual-demo --epochs 15 --set variant=dual

@@ -17,6 +17,7 @@ COMMAND_MODULES = (
     "oaviz.commands.synth",
     "oaviz.commands.train",
     "oaviz.commands.embed",
+    "oaviz.commands.importing",
 )
 
 

@@ -133,6 +133,8 @@ def assign_splits(
 # ----------------------------------------------------------------- validation
 def validate_metadata(meta: pd.DataFrame, n_images: int, where: object = None) -> pd.DataFrame:
     """Check and normalise a metadata table; returns a cleaned copy."""
+    if "oa" not in meta.columns and "kl" in meta.columns:
+        meta = meta.assign(oa=None)  # always derived from kl below
     missing = [c for c in REQUIRED_COLUMNS if c not in meta.columns]
     if missing:
         raise DataError(f"metadata is missing column(s) {missing}", where)

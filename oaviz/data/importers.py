@@ -1,0 +1,388 @@
+"""Turn what users already have into a cohort folder.
+
+- ``import_kl_folders``: ROOT/{train,val,test,auto_test}/{0..4}/*.png|jpg (the public knee KL layout)
+- ``import_dicom``: a folder of DICOM files plus a labels table (OAI conventions understood)
+- ``import_npz``: MedMNIST-style {split}_images / {split}_labels, loaded without pickle
+- ``import_csv``: a manifest ``path, kl[, subject, visit_month, side, split]``
+
+A bad file raises a ``DataError`` naming it; with ``on_error="skip"`` (default)
+it is skipped and listed in the report, with ``"stop"`` the import stops. The
+cohort is written atomically at the end, so nothing half-written is ever left.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oaviz.data.cohort import assign_splits, write_cohort
+from oaviz.data.errors import DataError
+from oaviz.data.readers import (
+    DICOM_SUFFIXES, IMAGE_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
+)
+
+ON_ERROR = ("skip", "stop")
+OAI_VISIT_MONTHS = {0: 0, 1: 12, 2: 18, 3: 24, 4: 30, 5: 36, 6: 48, 7: 60, 8: 72, 9: 84, 10: 96, 11: 108}
+
+
+@dataclass
+class ImportReport:
+    out: Path
+    n_imported: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        s = f"imported {self.n_imported} images into {self.out}"
+        if self.skipped:
+            s += f"; skipped {len(self.skipped)} file(s)"
+        return s
+
+
+class _Collector:
+    """Accumulates images and metadata rows; applies the on_error policy."""
+
+    def __init__(self, on_error: str):
+        if on_error not in ON_ERROR:
+            raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        self.on_error = on_error
+        self.images: list[np.ndarray] = []
+        self.rows: list[dict] = []
+        self.skipped: list[tuple[str, str]] = []
+        self.steps: list[str] = []
+
+    def fail(self, err: DataError) -> None:
+        if self.on_error == "stop":
+            raise err
+        self.skipped.append((err.where or "?", err.reason))
+
+    def add(self, img: np.ndarray, row: dict) -> None:
+        self.images.append(img)
+        self.rows.append(row)
+
+    def write(self, out, info: dict, overwrite: bool, split_seed: int = 0) -> ImportReport:
+        if not self.images:
+            detail = f" ({len(self.skipped)} skipped; first: {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
+            raise DataError(f"no image could be imported{detail}", out)
+        meta = pd.DataFrame(self.rows)
+        if "split" not in meta or meta["split"].isna().any():  # no (complete) source split: by subject
+            meta["split"] = assign_splits(meta["subject_id"], seed=split_seed)
+        info = {**info, "skipped": len(self.skipped), "skipped_files": self.skipped[:200]}
+        path = write_cohort(out, np.stack(self.images), meta, info, overwrite=overwrite)
+        return ImportReport(Path(path), len(self.images), self.skipped)
+
+
+def _inside(root: Path, rel: str, where: str) -> Path:
+    """Resolve ``rel`` under ``root``; a path that escapes the root is refused."""
+    p = Path(rel)
+    if p.is_absolute():
+        raise DataError(f"absolute path {rel!r} not allowed (paths are relative to {root})", where)
+    full = (root / p).resolve()
+    if not full.is_relative_to(root.resolve()):
+        raise DataError(f"path {rel!r} escapes the source folder", where)
+    return full
+
+
+def _kl_value(v, where: str) -> int | None:
+    if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise DataError(f"KL grade {v!r} is not a number", where) from None
+    if f not in (0, 1, 2, 3, 4):
+        raise DataError(f"KL grade {v!r} outside 0–4", where)
+    return int(f)
+
+
+def parse_side(v) -> str:
+    """OAI '1'/'2', '1: Right'/'2: Left', R/L, Right/Left -> 'R'/'L' ('' if unknown)."""
+    s = str(v).strip().upper()
+    if s in ("1", "1.0", "R", "RIGHT") or s.startswith("1:") or s.startswith("1 ") or "RIGHT" in s:
+        return "R"
+    if s in ("2", "2.0", "L", "LEFT") or s.startswith("2:") or s.startswith("2 ") or "LEFT" in s:
+        return "L"
+    return ""
+
+
+def parse_visit(v) -> int:
+    """Visit to months: OAI 'V00','V01','V03'… (0, 12, 24…), 'M12'/'12m', or a number of months."""
+    s = str(v).strip().upper()
+    m = re.fullmatch(r"V(\d{1,2})", s)
+    if m:
+        k = int(m.group(1))
+        if k not in OAI_VISIT_MONTHS:
+            raise DataError(f"unknown OAI visit {v!r}")
+        return OAI_VISIT_MONTHS[k]
+    m = re.fullmatch(r"M?(\d+)M?", s)
+    if m:
+        return int(m.group(1))
+    raise DataError(f"cannot read visit {v!r} (expected V00, V01… or months)")
+
+
+# ----------------------------------------------------------------- KL folders
+def import_kl_folders(src, out, *, size: int = 224, on_error: str = "skip", overwrite: bool = False) -> ImportReport:
+    """ROOT/{train,val,test,auto_test}/{0..4}/*.png|jpg; keeps the dataset's split.
+
+    The dataset has no subject ids: each image is its own subject (the file
+    stem, prefixed by its split so no id can straddle two splits).
+    """
+    root = Path(src)
+    if not root.is_dir():
+        raise DataError("source folder not found", root)
+    col = _Collector(on_error)
+    split_map = {"train": "train", "val": "val", "test": "test", "auto_test": "test"}
+    found = False
+    for split_dir in sorted(d for d in root.iterdir() if d.is_dir() and d.name in split_map):
+        for grade_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
+            if grade_dir.name not in {"0", "1", "2", "3", "4"}:
+                col.fail(DataError("grade folder must be named 0–4", grade_dir))
+                continue
+            for f in sorted(grade_dir.iterdir()):
+                if f.suffix.lower() not in IMAGE_SUFFIXES or f.name.startswith("."):
+                    continue
+                found = True
+                try:
+                    if f.is_symlink() and not f.resolve().is_relative_to(root.resolve()):
+                        raise DataError("symlink points outside the source folder", f)
+                    img = preprocess_picture(read_image(f), size)
+                except DataError as e:
+                    col.fail(e)
+                    continue
+                kl = int(grade_dir.name)
+                col.add(img, {"image_id": f"{split_dir.name}/{grade_dir.name}/{f.stem}",
+                              "subject_id": f"{split_dir.name}/{f.stem}", "visit_month": 0, "side": "",
+                              "label": kl, "kl": kl, "split": split_map[split_dir.name],
+                              "source_split": split_dir.name})
+    if not found:
+        raise DataError("no images found in {train,val,test,auto_test}/{0..4}/ (is this the KL-folder layout?)", root)
+    info = {"source": "kl-folders", "source_path": str(root.resolve()), "labels": "kl",
+            "preprocessing": [f"resized to {size}×{size}", "8-bit, source windowing kept"],
+            "pixel_spacing_mm": None, "subjects": "unknown: one subject per image (split/stem)",
+            "split_mapping": split_map}
+    return col.write(out, info, overwrite)
+
+
+# ----------------------------------------------------------------- CSV manifest
+def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwrite: bool = False,
+               spacing_mm: float = 0.4, seed: int = 0) -> ImportReport:
+    """A manifest ``path, kl[, subject, visit_month, side, split]`` (paths relative to its folder)."""
+    manifest = Path(manifest)
+    if not manifest.is_file():
+        raise DataError("manifest not found", manifest)
+    try:
+        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"unreadable CSV ({e})", manifest) from None
+    table.columns = [c.strip().lower() for c in table.columns]
+    for c in ("path", "kl"):
+        if c not in table:
+            raise DataError(f"manifest is missing column {c!r} (has {list(table.columns)})", manifest)
+    root = manifest.parent
+    col = _Collector(on_error)
+    for i, r in table.iterrows():
+        where = f"{manifest}:row {i + 2}"
+        try:
+            kl = _kl_value(r["kl"], where)
+            f = _inside(root, r["path"], where)
+            raw = read_image(f)
+            img = preprocess_dicom(raw, size, spacing_mm)[0] if raw.source == "dicom" else preprocess_picture(raw, size)
+            side = parse_side(r.get("side", "")) or raw.header.get("laterality", "")
+            if side == "L":
+                img = img[:, ::-1].copy()
+            split = r.get("split", "").strip().lower() or None
+            if split is not None and split not in ("train", "val", "test"):
+                raise DataError(f"split {split!r} is not train, val or test", where)
+            visit = parse_visit(r["visit_month"]) if r.get("visit_month", "").strip() else 0
+        except DataError as e:
+            col.fail(e if e.where else DataError(e.reason, where))
+            continue
+        subject = r.get("subject", "").strip() or Path(r["path"]).stem
+        col.add(img, {"image_id": r["path"], "subject_id": subject, "visit_month": visit, "side": side,
+                      "label": kl, "kl": kl, "split": split})
+    info = {"source": "csv", "source_path": str(manifest.resolve()), "labels": "kl",
+            "preprocessing": [f"DICOM: resample to {spacing_mm} mm, central ROI, 1–99 % normalisation",
+                              f"PNG/JPEG: resized to {size}×{size}", "left sides flipped to right"],
+            "pixel_spacing_mm": spacing_mm}
+    return col.write(out, info, overwrite, split_seed=seed)
+
+
+# ----------------------------------------------------------------- NPZ (MedMNIST)
+def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, overwrite: bool = False,
+               class_names: list[str] | None = None, seed: int = 0) -> ImportReport:
+    """MedMNIST-style ``{split}_images`` / ``{split}_labels``; any number of classes.
+
+    ``labels_are="kl"`` fills kl/oa (labels must be 0–4); otherwise only ``label``.
+    """
+    src = Path(src)
+    if labels_are not in ("kl", "other"):
+        raise DataError(f"labels_are must be 'kl' or 'other', got {labels_are!r}")
+    try:
+        npz = np.load(src, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError("file not found", src) from None
+    except (ValueError, OSError) as e:
+        raise DataError(f"not a readable .npz without pickled objects ({e})", src) from None
+    with npz:
+        splits = [s for s in ("train", "val", "test") if f"{s}_images" in npz.files]
+        if not splits:
+            raise DataError(f"no '{{split}}_images' arrays (found {npz.files})", src)
+        images, rows = [], []
+        for s in splits:
+            if f"{s}_labels" not in npz.files:
+                raise DataError(f"'{s}_images' has no matching '{s}_labels'", src)
+            try:  # arrays load lazily: an object array fails here, not at np.load
+                x, y = npz[f"{s}_images"], npz[f"{s}_labels"]
+            except ValueError as e:
+                raise DataError(f"'{s}' arrays hold pickled objects, which are never loaded ({e})", src) from None
+            if x.ndim == 4 and x.shape[-1] in (1, 3):
+                x = x[..., 0] if x.shape[-1] == 1 else (x[..., :3].astype(np.float32) @ [0.299, 0.587, 0.114])
+            if x.ndim != 3:
+                raise DataError(f"'{s}_images' has shape {x.shape}; expected N×H×W or N×H×W×C", src)
+            y = np.asarray(y)
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.ndim != 1 or len(y) != len(x):
+                raise DataError(f"'{s}_labels' has shape {y.shape}; expected one label per image ({len(x)})", src)
+            if not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"'{s}_labels' must be integers, got {y.dtype}", src)
+            if labels_are == "kl" and ((y < 0) | (y > 4)).any():
+                bad = int(y[(y < 0) | (y > 4)][0])
+                raise DataError(f"KL grade {bad} outside 0–4 in '{s}_labels'", src)
+            x = x.astype(np.float32)
+            top = 255.0 if x.max() > 1.0 else 1.0
+            for i in range(len(x)):
+                im = x[i] / top
+                if size and im.shape != (size, size):
+                    im = resize_square(im, size)
+                images.append(to_uint8(im))
+                lab = int(y[i])
+                rows.append({"image_id": f"{s}-{i}", "subject_id": f"{s}-{i}", "visit_month": 0, "side": "",
+                             "label": lab, "kl": lab if labels_are == "kl" else None, "split": s})
+    col = _Collector("stop")
+    for im, r in zip(images, rows):
+        col.add(im, r)
+    info = {"source": "npz", "source_path": str(src.resolve()), "labels": labels_are,
+            "label_names": class_names, "preprocessing": ([f"resized to {size}×{size}"] if size else []),
+            "pixel_spacing_mm": None}
+    return col.write(out, info, overwrite, split_seed=seed)
+
+
+# ----------------------------------------------------------------- DICOM + labels
+def _label_table(labels, columns: dict[str, str] | None) -> pd.DataFrame:
+    """Normalise a labels CSV to long format: path? | (subject, side, visit_month), kl."""
+    p = Path(labels)
+    if not p.is_file():
+        raise DataError("labels table not found", p)
+    try:
+        t = pd.read_csv(p, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"unreadable labels CSV ({e})", p) from None
+    t = t.rename(columns={v: k for k, v in (columns or {}).items()})
+    t.columns = [c.strip() for c in t.columns]
+    upper = {c.upper(): c for c in t.columns}
+    # OAI wide format: V00XRKL, V01XRKL ... -> one row per visit
+    wide = [c for c in t.columns if re.fullmatch(r"V\d\dXRKL", c.upper())]
+    if wide and "KL" not in upper:
+        id_cols = [c for c in t.columns if c not in wide]
+        t = t.melt(id_vars=id_cols, value_vars=wide, var_name="_v", value_name="KL")
+        t["VISIT"] = t["_v"].str[:3]
+        t = t[t["KL"].str.strip() != ""].drop(columns="_v")
+        upper = {c.upper(): c for c in t.columns}
+    kl_col = upper.get("KL")
+    if kl_col is None:
+        raise DataError(f"labels table has no KL column (columns: {list(t.columns)}; map one with --columns KL=name)", p)
+    out = pd.DataFrame({"kl": t[kl_col]})
+    if "PATH" in upper:
+        out["path"] = t[upper["PATH"]]
+        return out
+    need = {"ID": None, "SIDE": None}
+    for k in need:
+        if k not in upper:
+            raise DataError(f"labels table needs a 'path' column or {list(need)} (+ optional VISIT); "
+                            f"missing {k!r}", p)
+    out["subject"] = t[upper["ID"]].str.strip()
+    out["side"] = t[upper["SIDE"]].map(parse_side)
+    out["visit_month"] = t[upper["VISIT"]].map(parse_visit) if "VISIT" in upper else 0
+    return out
+
+
+def _visit_from_path(rel: str) -> int | None:
+    for part in reversed(Path(rel).parts[:-1]):
+        m = re.fullmatch(r"V(\d\d)", part.upper()) or re.fullmatch(r"(\d+)M", part.upper())
+        if m:
+            return parse_visit(part)
+    return None
+
+
+def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, size: int = 224,
+                 spacing_mm: float = 0.4, on_error: str = "skip", overwrite: bool = False,
+                 seed: int = 0) -> ImportReport:
+    """A folder of DICOM files + a labels table (``path`` column, or OAI ``ID, SIDE[, VISIT], KL``)."""
+    root = Path(src)
+    if not root.is_dir():
+        raise DataError("source folder not found", root)
+    table = _label_table(labels, columns)
+    col = _Collector(on_error)
+    spacing_tags: dict[str, int] = {}
+    if "path" in table:
+        items = []
+        for i, r in table.iterrows():
+            where = f"{labels}:row {i + 2}"
+            try:
+                items.append((_inside(root, r["path"], where), r["path"], _kl_value(r["kl"], where), None))
+            except DataError as e:
+                col.fail(e)
+    else:
+        key = {(r.subject, r.side, int(r.visit_month)): r.kl for r in table.itertuples()}
+        items = []
+        for f in sorted(root.rglob("*")):
+            if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in DICOM_SUFFIXES:
+                continue
+            items.append((f, str(f.relative_to(root)), None, key))
+    for f, rel, kl, key in items:
+        try:
+            raw = read_image(f)
+            if raw.source != "dicom":
+                raise DataError("not a DICOM file", f)
+            img, steps = preprocess_dicom(raw, size, spacing_mm)
+            side = raw.header.get("laterality", "")
+            subject = raw.header.get("PatientID", "") or Path(rel).parts[0]
+            visit = _visit_from_path(rel) or 0
+            if key is not None:
+                k = (subject, side, visit)
+                if k not in key:
+                    raise DataError(f"no label row for ID={subject} SIDE={side or '?'} visit={visit} months", f)
+                kl = _kl_value(key[k], str(f))
+        except DataError as e:
+            col.fail(e)
+            continue
+        spacing_tags[raw.spacing_tag or "none"] = spacing_tags.get(raw.spacing_tag or "none", 0) + 1
+        if side == "L":
+            img = img[:, ::-1].copy()
+        col.add(img, {"image_id": rel, "subject_id": subject or rel, "visit_month": visit, "side": side,
+                      "label": kl, "kl": kl, "split": None})
+    info = {"source": "dicom", "source_path": str(root.resolve()), "labels": "kl",
+            "preprocessing": ["modality LUT", "VOI LUT when present", "MONOCHROME1 inverted",
+                              f"resampled to {spacing_mm} mm", f"central {size}×{size} ROI",
+                              "1–99 percentile normalisation", "left sides flipped to right"],
+            "pixel_spacing_mm": spacing_mm, "spacing_source_counts": spacing_tags}
+    return col.write(out, info, overwrite, split_seed=seed)
+
+
+def parse_columns(text: str | None) -> dict[str, str]:
+    """'KL=grade,ID=patient' -> {'KL': 'grade', 'ID': 'patient'} (oaviz name = your column)."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        if "=" not in part:
+            raise DataError(f"--columns expects NAME=column pairs, got {part!r}")
+        k, v = part.split("=", 1)
+        out[k.strip().upper() if k.strip().lower() != "path" else "path"] = v.strip()
+    return out
+
