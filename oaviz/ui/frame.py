@@ -1,0 +1,58 @@
+"""The app frame (page config, navigation, shared sidebar) and the guard that keeps pages inside it.
+
+Streamlit still supports the legacy multipage mode in which files in a folder
+called ``pages/`` next to the entry script run on their own. Until some
+session has called ``st.navigation``, Streamlit picks that mode: on the first
+request a fresh server gets for a deep link such as ``/models_training``, and
+in every ``AppTest.switch_page`` run. ``ensure_frame()`` (called by
+``layout.page_header``, the first call of every page) notices that the frame
+is not around the page, draws it and runs the page inside it, then stops the
+outer run — in the same script run, so a button click is not lost to a rerun.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import contextmanager
+
+import streamlit as st
+
+from oaviz.ui.demo import demo_mode
+from oaviz.ui.navigation import streamlit_pages
+
+_local = threading.local()  # one script thread per session run
+
+
+@contextmanager
+def _inside_frame():
+    _local.active = True
+    try:
+        yield
+    finally:
+        _local.active = False
+
+
+def run_app() -> None:
+    """Everything app.py does: page config, navigation, the default cohort, the sidebar, the page."""
+    from oaviz.ui import loaders, sidebar
+
+    st.set_page_config(page_title="oaviz — OA latent explorer", page_icon=":material/scatter_plot:",
+                       layout="wide", initial_sidebar_state="expanded",
+                       menu_items={"About": "oaviz: interactive latent-space exploration of generative models "
+                                            "of osteoarthritis radiographs."})
+    if demo_mode():
+        # Visitors see an error's type, never a traceback (config.toml says the same; this cannot be overridden).
+        st.set_option("client.showErrorDetails", "type")
+    page = st.navigation(streamlit_pages(), position="sidebar", expanded=True)
+    loaders.ensure_default_cohort()  # generated once, on the very first start; cached afterwards
+    sidebar.render()
+    with _inside_frame():
+        page.run()
+
+
+def ensure_frame() -> None:
+    """Run the page through the frame when Streamlit started the page file on its own."""
+    if getattr(_local, "active", False):
+        return
+    run_app()
+    st.stop()  # the frame has run this page already; end the outer (legacy-mode) run here

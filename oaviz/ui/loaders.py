@@ -1,0 +1,157 @@
+"""Cached loaders shared by every session of the app.
+
+Keys are the resolved path plus a content fingerprint (a cohort's fingerprint
+from cohort.json, a checkpoint's SHA-256 of its files), so an overwritten
+cohort or a retrained checkpoint is never served stale. Cached models are in
+eval mode with gradients off and must never be trained or mutated; cached
+cohorts are read-only memory maps (their metadata frames must not be modified
+in place — filter to a copy).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from oaviz.data.cohort import Cohort
+from oaviz.paths import checkpoints_dir, cohorts_dir, default_cohort_dir, runs_dir
+from oaviz.services import cohorts as cohort_service
+from oaviz.services import model_cards
+from oaviz.ui import plots
+
+
+def _key(path: str | Path) -> str:
+    return str(Path(path).resolve())
+
+
+# ----------------------------------------------------------------- default cohort
+@st.cache_resource(show_spinner="Generating the default synthetic knee cohort (first start only, about a minute)…")
+def _default_cohort_once(where: str) -> str:
+    # ``where`` (the default cohort's folder) is only the cache key: OAVIZ_HOME decides it.
+    return str(cohort_service.ensure_default_cohort())
+
+
+def ensure_default_cohort() -> str:
+    """Path of the default cohort, generated on the very first start of the app."""
+    where = str(default_cohort_dir())
+    path = _default_cohort_once(where)
+    if not (Path(path) / "cohort.json").is_file():  # deleted while the server ran: make it again
+        _default_cohort_once.clear()
+        path = _default_cohort_once(where)
+    return path
+
+
+# ----------------------------------------------------------------- cohorts
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _cohort(path: str, fingerprint: str) -> Cohort:
+    return cohort_service.open_cohort(path)
+
+
+def cohort(path: str | Path) -> Cohort:
+    """The cohort at ``path`` (memory-mapped, shared between sessions)."""
+    key = _key(path)
+    return _cohort(key, cohort_service.cohort_fingerprint(key))
+
+
+def fingerprint(path: str | Path) -> str:
+    return cohort_service.cohort_fingerprint(_key(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def grade_distribution(path: str, fingerprint: str) -> pd.DataFrame:
+    c = _cohort(path, fingerprint)
+    return cohort_service.grade_distribution(c.metadata, c.info.get("label_names"))
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def thumbnails(path: str, fingerprint: str, rows: tuple[int, ...], size: int) -> list[bytes]:
+    """PNG bytes of the thumbnails (encoded once: st.image passes bytes through untouched)."""
+    from PIL import Image
+
+    out = []
+    for img in cohort_service.thumbnails(_cohort(path, fingerprint), list(rows), size):
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="PNG")
+        out.append(buf.getvalue())
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def grade_figures(path: str, fingerprint: str) -> dict[str, go.Figure]:
+    """The Grades tab's figures ('grades', and with ground truth 'confusion', 'jsw'), built once per cohort."""
+    c = _cohort(path, fingerprint)
+    what = "KL grade" if c.has_kl else "label"
+    figs = {"grades": plots.grade_bar(grade_distribution(path, fingerprint), title=f"Images per {what}, by split")}
+    confusion = cohort_service.rater_confusion(c.metadata)
+    if confusion is not None:
+        figs["confusion"] = plots.confusion_heatmap(confusion, title="Rater grade vs true grade")
+    if c.has_kl and "jsw_mm" in c.metadata.columns:
+        figs["jsw"] = plots.severity_by_grade(c.metadata, "jsw_mm", title="Joint-space width by rater grade")
+    return figs
+
+
+# ----------------------------------------------------------------- checkpoints
+@st.cache_data(show_spinner=False, max_entries=64)
+def _hash_files(path: str, stamp: tuple) -> str:
+    h = hashlib.sha256()
+    for name in (model_cards.CONFIG, model_cards.WEIGHTS):
+        with open(Path(path) / name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:16]
+
+
+def checkpoint_hash(path: str | Path) -> str:
+    """Content hash of a checkpoint folder (re-hashed only when a file's size or mtime changes)."""
+    key = _key(path)
+    stamp = tuple((n, (Path(key) / n).stat().st_size, (Path(key) / n).stat().st_mtime_ns)
+                  for n in (model_cards.CONFIG, model_cards.WEIGHTS))
+    return _hash_files(key, stamp)
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=6)
+def _checkpoint(path: str, content_hash: str):
+    from oaviz.training.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(path, device="cpu")
+    loaded.model.eval()
+    for p in loaded.model.parameters():
+        p.requires_grad_(False)  # shared by every session: nothing may train it
+    return loaded
+
+
+def checkpoint(path: str | Path):
+    """``LoadedCheckpoint`` (eval mode, frozen) for ``path``, shared between sessions."""
+    key = _key(path)
+    return _checkpoint(key, checkpoint_hash(key))
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def _checkpoint_entries(bundled_root: str, runs_root: str) -> list[model_cards.CheckpointEntry]:
+    return model_cards.list_checkpoints(bundled_root, runs_root)
+
+
+def checkpoint_entries() -> list[model_cards.CheckpointEntry]:
+    """Checkpoint folders for the pickers (the folders are re-listed at most every 5 s)."""
+    return _checkpoint_entries(str(checkpoints_dir()), str(runs_dir()))
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def _cohort_summaries(root: str) -> list[cohort_service.CohortSummary]:
+    return cohort_service.list_available(root)
+
+
+def cohort_summaries() -> list[cohort_service.CohortSummary]:
+    """Cohorts under cohorts_dir(), the default first (re-listed at most every 5 s)."""
+    return _cohort_summaries(str(cohorts_dir()))
+
+
+def clear_listings() -> None:
+    """Forget the cached folder listings (after a new cohort or checkpoint appears)."""
+    _checkpoint_entries.clear()
+    _cohort_summaries.clear()

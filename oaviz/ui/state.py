@@ -1,0 +1,129 @@
+"""Every session-state key of the app, in one place.
+
+Session state holds only ids, paths and choices (never models or arrays):
+cached objects live in ``oaviz.ui.loaders`` and are shared by all sessions.
+Widget keys are listed here too, so no two pages can collide on a key.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+# --- shared selection (sidebar) ---------------------------------------------------------------
+COHORT = "oaviz.cohort"                    # str: path of the selected cohort folder (widget key)
+CHECKPOINT = "oaviz.checkpoint"            # str: path of the selected checkpoint folder, "" for none
+_PENDING_COHORT = "oaviz.cohort.pending"   # set by pages, applied by the sidebar before it draws
+_PENDING_CHECKPOINT = "oaviz.checkpoint.pending"
+FLASH = "oaviz.flash"                      # (kind, text) shown once at the top of the next run
+
+# --- Data page -------------------------------------------------------------------------------
+DATA_TAB = "data.tab"
+DATA_KL = "data.filter.kl"
+DATA_SPLIT = "data.filter.split"
+DATA_SIDE = "data.filter.side"
+DATA_VISIT = "data.filter.visit"
+DATA_LABEL = "data.filter.label"
+DATA_PAGE = "data.grid.page"
+DATA_PER_PAGE = "data.grid.per_page"
+DATA_TABLE = "data.table"                  # st.dataframe selection state
+DATA_INSPECT = "data.inspect"              # global row id shown in the detail panel
+DATA_OVERLAY = "data.detail.overlay"
+DATA_GEN_FORM = "data.generate.form"
+DATA_GEN_NAME = "data.generate.name"
+DATA_GEN_JOINT = "data.generate.joint"
+DATA_GEN_SUBJECTS = "data.generate.subjects"
+DATA_GEN_VISITS = "data.generate.visits"
+DATA_GEN_SIZE = "data.generate.size"
+DATA_GEN_SEED = "data.generate.seed"
+DATA_JOBS = "data.jobs"                    # list[str]: run folders of jobs started from the Data page
+DATA_IMPORT_FORMAT = "data.import.format"
+DATA_IMPORT_SOURCE = "data.import.source"
+DATA_IMPORT_NAME = "data.import.name"
+DATA_IMPORT_PATH = "data.import.path"
+DATA_IMPORT_LABELS = "data.import.labels"
+DATA_IMPORT_COLUMNS = "data.import.columns"
+DATA_IMPORT_FILES = "data.import.files"
+DATA_IMPORT_LABEL_FILE = "data.import.label_file"
+DATA_IMPORT_SIZE = "data.import.size"
+DATA_IMPORT_KL = "data.import.labels_are_kl"
+DATA_IMPORT_ON_ERROR = "data.import.on_error"
+DATA_IMPORT_REPORT = "data.import.report"  # dict: summary of the last import
+
+# --- Models & training page ------------------------------------------------------------------
+MODELS_CARD = "models.card"                # str: checkpoint path whose card is open
+MODELS_TABLE = "models.table"              # st.dataframe selection state of the checkpoint table
+MODELS_USE = "models.use"                  # "Explore this checkpoint" button of the open card
+MODELS_TRAIN_FORM = "models.train.form"
+MODELS_TRAIN_MODEL = "models.train.model"
+MODELS_TRAIN_PRESET = "models.train.preset"
+MODELS_TRAIN_EPOCHS = "models.train.epochs"
+MODELS_TRAIN_COHORT = "models.train.cohort"
+MODELS_TRAIN_DEVICE = "models.train.device"
+MODELS_SHOW_ALL_JOBS = "models.jobs.show_all"
+
+
+def cancel_key(run_name: str) -> str:
+    """Key of the Cancel button of one job."""
+    return f"jobs.cancel.{run_name}"
+
+
+def loss_chart_key(run_name: str) -> str:
+    return f"jobs.loss.{run_name}"
+
+
+def jobs_seen_key(panel: str) -> str:
+    """Names of the jobs a job panel saw running on its last poll (to notice one ending)."""
+    return f"jobs.active.{panel}"
+
+
+def thumb_key(row: int) -> str:
+    """Key of the Inspect button under one thumbnail of the Data page grid."""
+    return f"data.thumb.{row}"
+
+
+def use_output_key(run_name: str) -> str:
+    """Key of the 'Use this …' button of a finished job."""
+    return f"jobs.use.{run_name}"
+
+
+# --- accessors -------------------------------------------------------------------------------
+def selected_cohort() -> str | None:
+    """Path of the cohort picked in the sidebar (None before the sidebar has run)."""
+    return st.session_state.get(COHORT) or None
+
+
+def selected_checkpoint() -> str | None:
+    """Path of the checkpoint picked in the sidebar, None for none."""
+    return st.session_state.get(CHECKPOINT) or None
+
+
+def request_cohort(path: str) -> None:
+    """Ask the sidebar to switch to ``path`` on the next run (a widget's value cannot change mid-run)."""
+    st.session_state[_PENDING_COHORT] = str(path)
+
+
+def request_checkpoint(path: str | None) -> None:
+    st.session_state[_PENDING_CHECKPOINT] = str(path) if path else ""
+
+
+def take_pending_cohort() -> str | None:
+    return st.session_state.pop(_PENDING_COHORT, None)
+
+
+def take_pending_checkpoint() -> str | None:
+    return st.session_state.pop(_PENDING_CHECKPOINT, None)
+
+
+def flash(kind: str, text: str) -> None:
+    """Show ``text`` (kind: success / info / warning / error) once, at the top of the next run."""
+    st.session_state[FLASH] = (kind, text)
+
+
+def take_flash() -> tuple[str, str] | None:
+    return st.session_state.pop(FLASH, None)
+
+
+def remember_job(key: str, run_dir: str) -> None:
+    """Add a run folder to a page's list of jobs (newest first, no duplicates)."""
+    jobs = [j for j in st.session_state.get(key, []) if j != run_dir]
+    st.session_state[key] = [run_dir, *jobs][:20]

@@ -1,0 +1,160 @@
+"""Models & training: checkpoints with their cards, training jobs with live progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from oaviz.data.errors import DataError
+from oaviz.services import jobs as job_service
+from oaviz.services import model_cards
+from oaviz.ui import jobs_panel, layout, loaders, state
+from oaviz.ui.demo import DEMO_MAX_RUNNING_JOBS, DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
+from oaviz.ui.navigation import page_by_file
+
+PAGE = page_by_file("pages/models_training.py")
+layout.page_header(PAGE.title, "The checkpoints you can explore, with their cards, and training runs started "
+                   "as the same `oaviz train` command you would type — followed live, cancellable.", PAGE.icon)
+available, why = model_cards.training_status()
+if not available:
+    st.warning(f"Training and model cards are unavailable: {why}.", icon=":material/warning:")
+
+
+# ----------------------------------------------------------------- checkpoints
+def _card(card: model_cards.CheckpointCard) -> None:
+    info = card.info
+    c = info.get("card") or {}
+    st.markdown(f"#### {card.row()['checkpoint']} · `{card.entry.model_type}`")
+    if card.error:
+        st.error(card.error, icon=":material/error:")
+        return
+    cols = st.columns(3)
+    for col, (key, label) in zip(cols, (("summary", "Summary"), ("intended_use", "Intended use"),
+                                        ("limitations", "Limitations"))):
+        with col.container(border=True):
+            st.markdown(f"**{label}**")
+            st.markdown(c.get(key) or "—")
+    t, cohort = info.get("training") or {}, info.get("cohort") or {}
+    a, b = st.columns(2, gap="large")
+    with a:
+        st.markdown("**Trained on**")
+        facts = {"cohort": card.cohort_name, "fingerprint": cohort.get("fingerprint"), "source": cohort.get("source"),
+                 "epochs": t.get("epochs"), "training time": model_cards.format_seconds(t.get("seconds")),
+                 "images seen": t.get("images_seen"), "device": t.get("device"), "preset": info.get("preset"),
+                 "oaviz": info.get("oaviz_version")}
+        st.table(pd.DataFrame({"value": [model_cards.format_value(v) for v in facts.values()]}, index=list(facts)),
+                 border="horizontal", hide_header=True)
+    with b:
+        st.markdown("**Final metrics**")
+        metrics = info.get("metrics") or {}
+        if metrics:
+            st.table(pd.DataFrame({"value": [model_cards.format_value(v) for v in metrics.values()]},
+                                  index=list(metrics)), border="horizontal", hide_header=True)
+        else:
+            st.caption("none recorded")
+    if t.get("command"):
+        st.markdown("**Reproduce with**")
+        st.code(t["command"], language="bash", wrap_lines=True)
+    with st.expander("Model config"):
+        st.json(info.get("config") or {}, expanded=False)
+    if state.selected_checkpoint() != str(card.entry.path):
+        st.button("Explore this checkpoint", icon=":material/arrow_forward:", on_click=state.request_checkpoint,
+                  args=(str(card.entry.path),), key=state.MODELS_USE)
+
+
+def _select_card(paths: tuple[str, ...]) -> None:
+    sel = st.session_state[state.MODELS_TABLE].selection.rows
+    if sel:
+        st.session_state[state.MODELS_CARD] = paths[sel[0]]
+
+
+def checkpoints() -> None:
+    st.subheader("Checkpoints", anchor=False)
+    entries = loaders.checkpoint_entries()
+    if not entries:
+        st.info("No checkpoint yet. Bundled demo checkpoints live in `checkpoints/`; a training job below writes "
+                "its own.", icon=":material/info:")
+        return
+    try:
+        cards = model_cards.checkpoint_cards(entries) if available else None
+    except model_cards.TrainingUnavailable:
+        cards = None
+    if cards is None:  # no training engine: list what the folders say, without cards
+        st.dataframe([{"checkpoint": e.path.name if e.origin == "bundled" else e.path.parent.name,
+                       "model": e.model_type, "preset": e.preset, "origin": e.origin} for e in entries],
+                     hide_index=True)
+        return
+    paths = tuple(str(c.entry.path) for c in cards)
+    st.dataframe([c.row() for c in cards], hide_index=True, key=state.MODELS_TABLE, on_select=lambda: _select_card(paths),
+                 selection_mode="single-row")
+    chosen = st.session_state.get(state.MODELS_CARD)
+    card = next((c for c in cards if str(c.entry.path) == chosen), cards[0])
+    with st.container(border=True):
+        _card(card)
+
+
+# ----------------------------------------------------------------- training
+def training_form() -> None:
+    st.subheader("Train a model", anchor=False)
+    models = model_cards.trainable_models()
+    if not models:
+        st.info("No model is registered yet (`oaviz.models.zoo` imports none).", icon=":material/info:")
+        return
+    cohorts = loaders.cohort_summaries()
+    if not cohorts:
+        st.info("Generate or import a cohort first (Data page).", icon=":material/info:")
+        return
+    by_name = {m.name: m for m in models}
+    c = st.columns([2, 1, 1, 1])
+    model = c[0].selectbox("Model", list(by_name), key=state.MODELS_TRAIN_MODEL,
+                           help="\n\n".join(f"**{m.name}**: {m.description}" for m in models if m.description) or None)
+    preset = c[1].selectbox("Preset", by_name[model].presets, key=state.MODELS_TRAIN_PRESET,
+                            help="demo: 128 px, narrower, minutes on a CPU; paper: the published sizes (GPU)")
+    max_epochs = DEMO_MAX_TRAIN_EPOCHS if demo_mode() else 1000
+    epochs = c[2].number_input("Epochs", 1, max_epochs, min(5, max_epochs), key=state.MODELS_TRAIN_EPOCHS)
+    device = c[3].selectbox("Device", ["auto", "cpu", "cuda", "mps"], key=state.MODELS_TRAIN_DEVICE)
+    paths = [str(s.path) for s in cohorts]
+    default = state.selected_cohort()
+    cohort = st.selectbox("Cohort", paths, index=paths.index(default) if default in paths else 0,
+                          key=state.MODELS_TRAIN_COHORT, format_func=lambda p: Path(p).name)
+    max_images = DEMO_MAX_TRAIN_IMAGES if demo_mode() else None
+    shown_cohort = Path(cohort).name if demo_mode() else cohort  # no server paths in the public demo
+    preview = job_service.train_args(model, shown_cohort, "<run folder>/checkpoint", "<run folder>", preset=preset,
+                                     epochs=int(epochs), device=device, max_images=max_images)
+    st.code("oaviz " + " ".join(preview), language="bash", wrap_lines=True)
+    running = sum(j.is_active for j in job_service.list_jobs())
+    too_many = demo_mode() and running >= DEMO_MAX_RUNNING_JOBS
+    if too_many:
+        st.warning(f"The public demo runs at most {DEMO_MAX_RUNNING_JOBS} jobs at once; wait for one to finish.")
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=too_many or not available):
+        try:
+            job = job_service.start_training(model, cohort, preset=preset, epochs=int(epochs), device=device,
+                                             max_images=max_images)
+            state.flash("success", f"Started **{job.name}**: its progress is below.")
+            st.rerun()
+        except DataError as e:
+            st.error(str(e), icon=":material/error:")
+
+
+# ----------------------------------------------------------------- jobs
+def _use_checkpoint(job: job_service.Job) -> None:
+    if job.kind == "train" and job.output and model_cards.is_checkpoint(job.output):
+        st.button("Explore this checkpoint", key=state.use_output_key(job.name), icon=":material/arrow_forward:",
+                  on_click=state.request_checkpoint, args=(job.output,))
+
+
+def jobs() -> None:
+    st.subheader("Jobs", anchor=False)
+    show_all = st.toggle("Show all jobs (not only the latest 8)", key=state.MODELS_SHOW_ALL_JOBS)
+    jobs_panel.live_jobs(lambda: job_service.list_jobs(limit=None if show_all else 8), key="models",
+                         empty="No jobs yet: start one above, or run `oaviz train …` in a terminal.",
+                         on_done=_use_checkpoint)
+
+
+checkpoints()
+st.divider()
+training_form()
+st.divider()
+jobs()

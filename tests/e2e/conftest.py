@@ -1,0 +1,121 @@
+"""Browser tests: the real app (`streamlit run app.py`) driven by Playwright in Debian's Chromium.
+
+Playwright never downloads a browser here: it launches /usr/bin/chromium (`make chromium` installs it).
+Without that binary the tests are skipped with the reason shown in the summary (pytest -ra).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+STARTUP_TIMEOUT_S = 90
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/e2e/" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.e2e)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def e2e_home(tmp_path_factory) -> Path:
+    """OAVIZ_HOME with a tiny synthetic default cohort (12 subjects × 2 visits at 64 px)."""
+    from oaviz.data.synthetic import generate_cohort
+
+    home = tmp_path_factory.mktemp("oaviz-e2e-home")
+    generate_cohort(home / "cohorts" / "synthetic-knee", joint="knee", subjects=12, visits=(0, 12), size=64, seed=0)
+    return home
+
+
+@pytest.fixture(scope="session")
+def app_url(e2e_home, tmp_path_factory):
+    """Start `streamlit run app.py` headless on a free port; yields its URL once /_stcore/health says ok."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("streamlit-log") / "server.log"
+    env = {**os.environ, "OAVIZ_HOME": str(e2e_home), "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "full"}
+    env.pop("OAVIZ_DEMO", None)
+    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer /_stcore/health within {STARTUP_TIMEOUT_S} s:\n"
+                            f"{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is not installed (run `make chromium` as root): browser tests skipped")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser, app_url):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = context.new_page()
+    pg.set_default_timeout(60_000)
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def _wait_idle(pg, settle_s: float = 0.3) -> None:
+    for _ in range(2):  # twice: a finished run may be followed at once by a rerun it asked for
+        time.sleep(settle_s)
+        pg.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]')
+        pg.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')")
+
+
+@pytest.fixture()
+def wait_idle():
+    """``wait_idle(page)``: wait until the script run has finished and the page has rendered (no skeletons)."""
+    return _wait_idle
