@@ -1,15 +1,87 @@
-"""Originals beside their reconstructions, for radiologists. Placeholder until issue 4 lands."""
+"""Reconstructions: originals beside reconstructions, error heat maps, per-image quality, worst first."""
 
-from oaviz.ui import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "pages/reconstructions.py",
-    summary='Originals beside their reconstructions, for radiologists.',
-    coming=[
-        'Original, reconstruction and error heatmap overlay with window/level and zoom',
-        'Per-image MSE, PSNR and SSIM, sorted worst-first, filtered by grade',
-        'Joint-space width measured on the original and on the reconstruction where landmarks are known',
-    ],
-    issue=4,
-    needs='an autoencoder checkpoint',
-)
+import numpy as np
+import streamlit as st
+
+from oaviz.services.reconstructions import report_summary, window_level
+from oaviz.ui import cached, layout, state
+from oaviz.ui.images import overlay, to_uint8, zoom
+from oaviz.ui.model_pick import current_model
+from oaviz.ui.navigation import page_by_file
+
+PER_PAGE = 6
+
+
+def mm(v: float) -> str:
+    # NaN: no joint space could be found on the image (a gap narrower than a pixel, or too blurred to see)
+    return "not measurable" if np.isnan(v) else f"{v:.2f} mm"
+
+PAGE = page_by_file("pages/reconstructions.py")
+layout.page_header(PAGE.title, "What the model keeps and what it loses: each knee beside its reconstruction, with "
+                   "the error as a heat map, MSE/PSNR/SSIM, and the joint-space width measured on both.", PAGE.icon)
+cohort = layout.current_cohort()
+model = current_model("autoencoder") if cohort is not None else None
+if cohort is None or model is None:
+    st.stop()
+
+cohort_path = str(cohort.path)
+report = cached.reconstruction_report(model, cohort_path)
+summary = report_summary(report)
+
+m = st.columns(5)
+m[0].metric("Mean MSE", f"{summary['mse']:.4f}", border=True)
+m[1].metric("Mean PSNR", f"{summary['psnr']:.1f} dB", border=True)
+m[2].metric("Mean SSIM", f"{summary['ssim']:.3f}", border=True)
+for i, side in ((3, "medial"), (4, "lateral")):
+    v = summary[f"jsw_{side}_abs_diff_mm"]
+    m[i].metric(f"{side.title()} JSW error", "—" if np.isnan(v) else f"{v:.2f} mm", border=True,
+                help="Mean |JSW on the reconstruction − JSW on the original|, both measured on the images "
+                     "between the condyle and the plateau (needs landmarks).")
+
+with st.container(border=True):
+    c = st.columns([2, 1, 1, 1, 1])
+    grades_known = sorted(int(g) for g in report["kl"].dropna().unique())
+    grades = c[0].multiselect("KL grades", grades_known, default=grades_known, key=state.RECON_GRADES,
+                              format_func=lambda g: f"KL {g}")
+    order = c[1].radio("Order", ["worst first", "best first"], key=state.RECON_ORDER, horizontal=False)
+    window = c[2].slider("Window", 0.05, 1.0, 1.0, 0.05, key=state.RECON_WINDOW,
+                         help="Width of the intensity range shown from black to white.")
+    level = c[3].slider("Level", 0.0, 1.0, 0.5, 0.05, key=state.RECON_LEVEL, help="Centre of that range.")
+    zf = c[4].select_slider("Zoom", [1.0, 1.5, 2.0, 3.0], value=1.0, key=state.RECON_ZOOM,
+                            help="Zoom on the joint (image centre).")
+    show_overlay = st.toggle("Error heat map over the original", value=True, key=state.RECON_OVERLAY)
+
+view = report[report["kl"].isin(grades)] if grades_known else report
+view = view.sort_values("mse", ascending=(order == "best first"), kind="stable")
+if view.empty:
+    st.info("No image has the chosen grades.")
+    st.stop()
+n_pages = max(1, int(np.ceil(len(view) / PER_PAGE)))
+page_no = st.number_input(f"Page (of {n_pages}, {len(view):,} images)", 1, n_pages, 1, key=state.RECON_PAGE)
+shown = view.iloc[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
+orig, recon, err = cached.reconstruct(model, cohort_path, shown["row"].tolist())
+
+vmax = float(np.percentile(np.abs(err), 99)) or None  # one colour scale for the page, so errors compare
+head = st.columns([1, 1, 1, 1.3])
+for col, text in zip(head, ("Original", "Reconstruction", "Error" if not show_overlay else "Error on original",
+                            "Quality")):
+    col.markdown(f"**{text}**")
+for i, (_, r) in enumerate(shown.iterrows()):
+    cols = st.columns([1, 1, 1, 1.3], vertical_alignment="center")
+    o, rc = window_level(orig[i], window, level), window_level(recon[i], window, level)
+    cols[0].image(to_uint8(zoom(o, zf)), width="stretch")
+    cols[1].image(to_uint8(zoom(rc, zf)), width="stretch")
+    e = overlay(o, err[i], vmax=vmax) if show_overlay else overlay(np.zeros_like(o), err[i], alpha=1.0, vmax=vmax)
+    cols[2].image(zoom(e, zf), width="stretch")
+    jsw = ""
+    if not np.isnan(r["jsw_medial_orig_mm"]):
+        jsw = (f"\n\nJSW medial {mm(r['jsw_medial_orig_mm'])} → {mm(r['jsw_medial_recon_mm'])} · "
+               f"lateral {mm(r['jsw_lateral_orig_mm'])} → {mm(r['jsw_lateral_recon_mm'])}")
+    kl = "—" if np.isnan(r["kl"]) else int(r["kl"])
+    cols[3].markdown(f"`{r['image_id']}` · KL {kl}\n\nMSE {r['mse']:.4f} · PSNR {r['psnr']:.1f} dB · "
+                     f"SSIM {r['ssim']:.3f}{jsw}")
+
+st.download_button("Download the quality table (CSV)", view.to_csv(index=False).encode(), "reconstructions.csv",
+                   "text/csv", icon=":material/download:")

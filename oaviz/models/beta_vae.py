@@ -31,6 +31,11 @@ class BetaVAEConfig:
     latent_dim: int = 64
     beta: float = 4.0
     beta_warmup_steps: int = 0      # linear warm-up of β from 0 (0 = off)
+    # Weight of the summed squared error, i.e. 1/(2σ²) of a Gaussian likelihood with a fixed σ.
+    # 1.0 is the thesis's plain MSE + β·KL. On [0, 1] radiographs whose pixels vary little, that
+    # collapses the posterior to a few nats (blurry reconstructions); the demo preset sets 50
+    # (σ ≈ 0.1), which keeps β = 4 and lets the latent carry joint-space detail.
+    recon_weight: float = 1.0
     # training defaults used by the engine
     lr: float = 1e-3
     batch_size: int = 32
@@ -38,8 +43,8 @@ class BetaVAEConfig:
 
     def __post_init__(self):
         check_image_size(self.image_size, len(self.widths), "beta_vae")
-        if self.latent_dim < 1 or self.beta < 0:
-            raise ValueError("latent_dim must be >= 1 and beta >= 0")
+        if self.latent_dim < 1 or self.beta < 0 or self.recon_weight <= 0:
+            raise ValueError("latent_dim must be >= 1, beta >= 0 and recon_weight > 0")
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -90,7 +95,8 @@ def reparameterise(mu, logvar):
 
 
 @register_model("beta_vae", BetaVAEConfig, presets={
-    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "epochs": 25},
+    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "epochs": 25,
+             "recon_weight": 50.0},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "epochs": 50},
 }, description="β-VAE (hip OA thesis): μ is the embedding")
 class BetaVAE(Autoencoder):
@@ -121,7 +127,7 @@ class BetaVAE(Autoencoder):
         rec = F.mse_loss(xr, x, reduction="none").flatten(1).sum(1).mean()
         kl = kl_to_standard_normal(enc.mu, enc.logvar).mean()
         beta = beta_at(self.config.beta, self.config.beta_warmup_steps, step)
-        total = rec + beta * kl
+        total = self.config.recon_weight * rec + beta * kl
         return LossOutput(total, {"recon": rec.detach(), "kl": kl.detach(),
                                   "mse": F.mse_loss(xr, x).detach(), "beta": torch.tensor(beta)})
 

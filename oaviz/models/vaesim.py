@@ -33,6 +33,7 @@ class VAESimConfig:
     latent_dim: int = 64
     n_prototypes: int = 16
     beta: float = 1.0
+    recon_weight: float = 1.0       # 1/(2σ²) on the summed squared error; see BetaVAEConfig
     eta: float = 0.95
     tau_start: float = 1.0
     tau_end: float = 0.01
@@ -50,6 +51,8 @@ class VAESimConfig:
             raise ValueError(f"ema_mode must be 'paper' or 'reference', got {self.ema_mode!r}")
         if self.n_prototypes < 2 or not 0 <= self.eta <= 1:
             raise ValueError("n_prototypes must be >= 2 and eta in [0, 1]")
+        if self.recon_weight <= 0:
+            raise ValueError("recon_weight must be > 0")
 
 
 def temperature_at(step: int, total_steps: int, start: float = 1.0, end: float = 0.01) -> float:
@@ -75,7 +78,7 @@ def ema_update(Q: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eta: floa
 
 
 @register_model("vaesim", VAESimConfig, presets={
-    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16,
+    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16, "recon_weight": 50.0,
              "epochs": 25},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "n_prototypes": 16,
               "epochs": 50},
@@ -145,7 +148,7 @@ class VAESim(Autoencoder):
         rec = F.mse_loss(xr, x, reduction="none").flatten(1).sum(1).mean()
         kl = kl_to_standard_normal(enc.mu, enc.logvar).mean()
         self._last = (enc.z.detach(), c.detach())
-        return LossOutput(rec + self.config.beta * kl, {
+        return LossOutput(self.config.recon_weight * rec + self.config.beta * kl, {
             "recon": rec.detach(), "kl": kl.detach(), "mse": F.mse_loss(xr, x).detach(),
             "tau": self.tau.detach().clone(),
         })

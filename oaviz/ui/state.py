@@ -127,3 +127,36 @@ def remember_job(key: str, run_dir: str) -> None:
     """Add a run folder to a page's list of jobs (newest first, no duplicates)."""
     jobs = [j for j in st.session_state.get(key, []) if j != run_dir]
     st.session_state[key] = [run_dir, *jobs][:20]
+
+# --- Latent pages ----------------------------------------------------------------------------
+RECON_GRADES = "recon.grades"
+RECON_ORDER = "recon.order"
+RECON_PAGE = "recon.page"
+RECON_WINDOW = "recon.window"
+RECON_LEVEL = "recon.level"
+RECON_ZOOM = "recon.zoom"
+RECON_OVERLAY = "recon.overlay"
+INTERP_A = "interp.a"                      # global row id of the first knee
+INTERP_B = "interp.b"
+INTERP_UPLOAD_A = "interp.upload.a"
+INTERP_UPLOAD_B = "interp.upload.b"
+INTERP_PATH = "interp.path"
+INTERP_STEPS = "interp.steps"
+SEVERITY_ROW = "severity.row"
+SEVERITY_METHOD = "severity.method"
+SEVERITY_RANGE = "severity.range"
+SAMPLE_N = "sample.n"
+SAMPLE_TEMPERATURE = "sample.temperature"
+SAMPLE_SEED = "sample.seed"
+PROTO_PICK = "proto.pick"
+PROTO_THRESHOLD = "proto.threshold"
+PROTO_SAMPLES = "proto.samples"
+PROTO_COMPARE = "proto.compare"
+MAP_METHOD = "map.method"
+MAP_COLOR = "map.color"
+MAP_PARAMS = "map.params"
+MAP_CHART = "map.chart"                    # plotly selection state
+MAP_DETAIL = "map.detail"                  # global row id in the detail panel
+MAP_DECODE_AT = "map.decode_at"            # (x, y) of the last empty-spot click
+MAP_UPLOAD = "map.upload"
+MAP_MAX_POINTS = "map.max_points"

@@ -1,0 +1,109 @@
+"""Model and cohort plumbing every latent service shares.
+
+Resolve a checkpoint or cohort given as a path or an object, check that a model
+can decode, and encode/decode in eval mode under ``torch.no_grad`` with the
+model's previous mode restored after, so a model cached by the app and shared
+between sessions is never changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from oaviz.data.cohort import Cohort, load_cohort
+from oaviz.data.errors import DataError
+from oaviz.models.base import ConfigError
+from oaviz.training.checkpoint import LoadedCheckpoint, load_checkpoint
+from oaviz.training.data import resize_images
+
+
+def as_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint) -> LoadedCheckpoint:
+    """A LoadedCheckpoint as is, or load one from its folder."""
+    if isinstance(checkpoint, LoadedCheckpoint):
+        return checkpoint
+    return load_checkpoint(checkpoint)
+
+
+def as_cohort(cohort: str | os.PathLike | Cohort) -> Cohort:
+    return cohort if isinstance(cohort, Cohort) else load_cohort(cohort)
+
+
+def require_autoencoder(loaded: LoadedCheckpoint):
+    """The model, if it can decode vector latents; ConfigError otherwise."""
+    m = loaded.model
+    if not (hasattr(m, "decode") and hasattr(m, "encode") and hasattr(m.config, "latent_dim")):
+        raise ConfigError(f"{loaded.path}: a {loaded.info.get('model_type', type(m).__name__)} model has no "
+                          "latent decoder; pick an autoencoder checkpoint (beta_vae, vaesim)")
+    return m
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Eval mode and no autograd for the block; the model's previous mode is restored after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
+
+
+def _device(model) -> torch.device:
+    return next(model.parameters()).device
+
+
+def model_inputs(model, cohort: Cohort, rows: Iterable[int]) -> torch.Tensor:
+    """Cohort rows at the model's input size: float [n, 1, S, S] in [0, 1] (on CPU)."""
+    rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64).reshape(-1)
+    if len(rows) and (rows.min() < 0 or rows.max() >= len(cohort)):
+        raise DataError(f"row out of range 0–{len(cohort) - 1}", cohort.path)
+    scale = 65535.0 if cohort.images.dtype == np.uint16 else 255.0
+    return resize_images(cohort.images[rows], int(model.config.image_size), scale)
+
+
+def array_input(model, image: np.ndarray) -> torch.Tensor:
+    """One preprocessed image [H, W] float in [0, 1] -> [1, 1, S, S] at the model's size."""
+    a = np.asarray(image)
+    if a.ndim != 2 or not np.issubdtype(a.dtype, np.floating):
+        raise DataError(f"an uploaded image must be a float array [H, W] in [0, 1], got {a.dtype} {a.shape}")
+    if not np.isfinite(a).all() or a.min() < -1e-6 or a.max() > 1 + 1e-6:
+        raise DataError("an uploaded image must hold finite values in [0, 1]")
+    return resize_images(np.clip(a, 0, 1)[None].astype(np.float32), int(model.config.image_size), 1.0)
+
+
+def encode(model, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
+    """Deterministic latents (μ) of images [n, 1, S, S]: float32 [n, D]."""
+    dev = _device(model)
+    with eval_mode(model):
+        out = [model.embed(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, model.embed_dim), np.float32)
+
+
+def decode(model, Z: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """Latents [n, D] -> images float32 [n, S, S] in [0, 1]."""
+    Z = np.atleast_2d(np.asarray(Z, dtype=np.float32))
+    if Z.shape[1] != int(model.config.latent_dim):
+        raise DataError(f"latents have {Z.shape[1]} dimensions; the model expects {model.config.latent_dim}")
+    dev = _device(model)
+    with eval_mode(model):
+        out = [model.decode(torch.from_numpy(Z[i:i + batch_size]).to(dev)).float().cpu()
+               for i in range(0, len(Z), batch_size)]
+    return torch.cat(out)[:, 0].numpy()
+
+
+def row_or_array_latent(model, cohort: Cohort | None, item) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """(z [D], model-size image [S, S], row or None) for a cohort row or an uploaded image array."""
+    if isinstance(item, (int, np.integer)):
+        if cohort is None:
+            raise DataError("a cohort row needs a cohort")
+        x = model_inputs(model, cohort, [int(item)])
+        row = int(item)
+    else:
+        x, row = array_input(model, item), None
+    return encode(model, x)[0], x[0, 0].numpy(), row

@@ -1,0 +1,54 @@
+"""VAESim prototypes: what each one looks like decoded, who belongs to it, how alike they are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from oaviz.analysis.prototype_stats import assign, nearest_real, prototype_table, similarity_matrix
+from oaviz.models.base import ConfigError
+from oaviz.services.kl_probe import cohort_latents
+from oaviz.services.model_io import as_checkpoint, as_cohort, eval_mode
+
+
+class NotAPrototypeModel(ConfigError):
+    """The checkpoint's model has no prototypes (only VAESim has)."""
+
+
+def require_vaesim(loaded):
+    """The VAESim model of a loaded checkpoint; NotAPrototypeModel for any other model."""
+    m = loaded.model
+    if not (hasattr(m, "prototypes") and hasattr(m, "sample_near_prototype")):
+        kind = loaded.info.get("model_type", type(m).__name__)
+        raise NotAPrototypeModel(f"{loaded.path}: a {kind} checkpoint has no prototypes; pick a VAESim checkpoint")
+    return m
+
+
+@dataclass
+class PrototypeReport:
+    """decoded [K, S, S]; prototypes Q [K, D]; table (prototype_stats.prototype_table, one row per
+    prototype); similarity [K, K] cosine; nearest_rows [K, k] cohort rows most similar to each
+    prototype; assignments [N] prototype of every cohort row."""
+
+    decoded: np.ndarray
+    prototypes: np.ndarray
+    table: pd.DataFrame
+    similarity: np.ndarray
+    nearest_rows: np.ndarray
+    assignments: np.ndarray
+
+
+def prototype_report(checkpoint, cohort, k: int = 5) -> PrototypeReport:
+    """Decoded prototypes and their statistics over the whole cohort (rater KL for the mix)."""
+    loaded, c = as_checkpoint(checkpoint), as_cohort(cohort)
+    model = require_vaesim(loaded)
+    with eval_mode(model):
+        decoded = model.prototype_images().float().cpu()[:, 0].numpy()
+        Q = model.prototypes.detach().float().cpu().numpy().astype(np.float64)
+    Z = cohort_latents(loaded, c)
+    metric = getattr(model.config, "similarity", "cosine")  # assign as the model itself does
+    table = prototype_table(Z, Q, c.metadata["kl"], metric=metric)
+    return PrototypeReport(decoded=decoded, prototypes=Q, table=table, similarity=similarity_matrix(Q),
+                           nearest_rows=nearest_real(Z, Q, k, metric=metric), assignments=assign(Z, Q, metric=metric))

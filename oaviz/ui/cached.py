@@ -1,0 +1,95 @@
+"""Streamlit caches around the latent services, keyed by checkpoint content hash and cohort fingerprint.
+
+The services keep their own disk caches; these add an in-memory layer shared
+by every session, so a rerun that changes only a display control (zoom,
+window, colour) never recomputes. Arguments starting with ``_`` are not
+hashed: the content hash and the fingerprint stand for them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from oaviz.services import interpolation, prototypes, reconstructions, sampling
+from oaviz.ui import loaders
+from oaviz.ui.model_pick import PickedModel
+
+
+def _cohort(path: str):
+    return loaders.cohort(path)
+
+
+@st.cache_data(show_spinner="Measuring every reconstruction…", max_entries=8)
+def _report(ckpt_path: str, ckpt_hash: str, cohort_path: str, fingerprint: str) -> pd.DataFrame:
+    return reconstructions.reconstruction_report(loaders.checkpoint(ckpt_path), _cohort(cohort_path))
+
+
+def reconstruction_report(model: PickedModel, cohort_path: str) -> pd.DataFrame:
+    """Per-image MSE/PSNR/SSIM and joint-space widths, worst first (see services.reconstructions)."""
+    return _report(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _reconstruct(ckpt_path: str, ckpt_hash: str, cohort_path: str, fingerprint: str, rows: tuple[int, ...]):
+    return reconstructions.reconstruct(loaders.checkpoint(ckpt_path), _cohort(cohort_path), list(rows))
+
+
+def reconstruct(model: PickedModel, cohort_path: str, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(orig, recon, signed error) [n, S, S] for cohort rows."""
+    return _reconstruct(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
+                        tuple(int(r) for r in rows))
+
+
+@st.cache_data(show_spinner="Decoding the path…", max_entries=64)
+def _interpolate(ckpt_path, ckpt_hash, cohort_path, fingerprint, a, b, steps, path):
+    return interpolation.interpolate(loaders.checkpoint(ckpt_path), _cohort(cohort_path), a, b, steps=steps, path=path)
+
+
+def interpolate(model: PickedModel, cohort_path: str, a, b, steps: int, path: str):
+    """InterpolationResult between two cohort rows (ints) or preprocessed images ([H, W] float arrays)."""
+    return _interpolate(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
+                        a, b, int(steps), path)
+
+
+@st.cache_data(show_spinner="Sampling the prior…", max_entries=64)
+def _sample_prior(ckpt_path, ckpt_hash, cohort_path, fingerprint, n, temperature, seed):
+    return sampling.sample_prior(loaders.checkpoint(ckpt_path), n=n, temperature=temperature, seed=seed,
+                                 cohort=_cohort(cohort_path) if cohort_path else None)
+
+
+def sample_prior(model: PickedModel, cohort_path: str | None, n: int, temperature: float, seed: int):
+    fp = loaders.fingerprint(cohort_path) if cohort_path else ""
+    return _sample_prior(model.path, model.content_hash, cohort_path or "", fp, int(n), float(temperature), int(seed))
+
+
+@st.cache_data(show_spinner="Sampling near the prototype…", max_entries=64)
+def _near_prototype(ckpt_path, ckpt_hash, cohort_path, fingerprint, k, n, threshold, seed):
+    return sampling.sample_near_prototype(loaders.checkpoint(ckpt_path), k, n=n, threshold=threshold, seed=seed,
+                                          cohort=_cohort(cohort_path) if cohort_path else None)
+
+
+def sample_near_prototype(model: PickedModel, cohort_path: str | None, k: int, n: int, threshold: float, seed: int):
+    fp = loaders.fingerprint(cohort_path) if cohort_path else ""
+    return _near_prototype(model.path, model.content_hash, cohort_path or "", fp, int(k), int(n), float(threshold),
+                           int(seed))
+
+
+@st.cache_data(show_spinner="Walking along the severity axis…", max_entries=64)
+def _severity_walk(ckpt_path, ckpt_hash, cohort_path, fingerprint, row, grades, method):
+    return sampling.severity_walk(loaders.checkpoint(ckpt_path), _cohort(cohort_path), row, grades=grades, method=method)
+
+
+def severity_walk(model: PickedModel, cohort_path: str, row, grades: tuple[float, ...], method: str):
+    return _severity_walk(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
+                          row, tuple(float(g) for g in grades), method)
+
+
+@st.cache_data(show_spinner="Summarising the prototypes…", max_entries=8)
+def _prototype_report(ckpt_path, ckpt_hash, cohort_path, fingerprint, k):
+    return prototypes.prototype_report(loaders.checkpoint(ckpt_path), _cohort(cohort_path), k=k)
+
+
+def prototype_report(model: PickedModel, cohort_path: str, k: int = 5):
+    return _prototype_report(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), int(k))

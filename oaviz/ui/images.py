@@ -1,0 +1,58 @@
+"""Array → displayable image helpers (pure numpy; pages hand the results to st.image)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+# A perceptually ordered "hot" ramp for error maps: black → red → yellow → white.
+_HOT = np.array([[0, 0, 0], [180, 20, 20], [255, 140, 0], [255, 235, 80], [255, 255, 255]], np.float32)
+
+
+def to_uint8(img: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] (any shape) -> uint8 of the same shape."""
+    return (np.clip(np.nan_to_num(np.asarray(img, np.float32)), 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def heat(values: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """[H, W] non-negative values -> RGB uint8 [H, W, 3] on the hot ramp (vmax = 99th percentile by default)."""
+    v = np.abs(np.asarray(values, np.float32))
+    top = float(vmax if vmax is not None else np.percentile(v, 99)) or 1.0
+    t = np.clip(v / top, 0, 1) * (len(_HOT) - 1)
+    i = np.minimum(t.astype(int), len(_HOT) - 2)
+    f = (t - i)[..., None]
+    return (_HOT[i] * (1 - f) + _HOT[i + 1] * f).astype(np.uint8)
+
+
+def overlay(gray: np.ndarray, values: np.ndarray, alpha: float = 0.55, vmax: float | None = None) -> np.ndarray:
+    """Grey image [H, W] in [0, 1] with a heat map of |values| blended on top: RGB uint8 [H, W, 3].
+
+    The blend weight grows with the value so that low error leaves the anatomy readable."""
+    g = to_uint8(gray).astype(np.float32)[..., None].repeat(3, axis=2)
+    h = heat(values, vmax).astype(np.float32)
+    v = np.abs(np.asarray(values, np.float32))
+    top = float(vmax if vmax is not None else np.percentile(v, 99)) or 1.0
+    w = (alpha * np.clip(v / top, 0, 1))[..., None]
+    return (g * (1 - w) + h * w).astype(np.uint8)
+
+
+def signed(diff: np.ndarray, vmax: float | None = None) -> np.ndarray:
+    """Signed difference [H, W] -> RGB uint8: blue where negative, red where positive, white at zero."""
+    d = np.asarray(diff, np.float32)
+    top = float(vmax if vmax is not None else np.percentile(np.abs(d), 99)) or 1.0
+    t = np.clip(d / top, -1, 1)[..., None]
+    white = np.array([255, 255, 255], np.float32)
+    red, blue = np.array([200, 40, 40], np.float32), np.array([40, 90, 200], np.float32)
+    out = np.where(t > 0, white * (1 - t) + red * t, white * (1 + t) - blue * t)
+    return out.astype(np.uint8)
+
+
+def zoom(img: np.ndarray, factor: float, centre: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
+    """Crop the central 1/factor of an image around ``centre`` (fractions of width, height); factor >= 1."""
+    a = np.asarray(img)
+    if factor <= 1:
+        return a
+    h, w = a.shape[:2]
+    ch, cw = max(2, int(round(h / factor))), max(2, int(round(w / factor)))
+    y0 = int(np.clip(centre[1] * h - ch / 2, 0, h - ch))
+    x0 = int(np.clip(centre[0] * w - cw / 2, 0, w - cw))
+    return a[y0:y0 + ch, x0:x0 + cw]
