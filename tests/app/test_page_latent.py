@@ -37,3 +37,38 @@ def test_reconstructions_page_shows_metrics_and_reacts_to_the_grade_filter(open_
     grades.set_value(keep).run()
     _ok(at)
     assert n_listed() == int((meta["kl"] == keep[0]).sum())
+
+
+@needs_bundled
+def test_interpolation_page_decodes_the_path_and_the_steps_slider_changes_it(open_page):
+    at = open_page("pages/interpolation.py")
+    _ok(at)
+    n0 = len(at.image)
+    assert n0 >= 8  # the default 8 steps
+    assert any(m.label == "Worst on-manifold ratio" for m in at.metric)
+    assert at.get("plotly_chart")
+    at.slider(key="interp.steps").set_value(4).run()
+    _ok(at)
+    assert len(at.image) == n0 - 4
+    at.radio(key="interp.path").set_value("slerp").run()
+    _ok(at)
+    labels = [m.label for m in at.metric]
+    assert "Spearman ρ with rater KL" in labels  # the severity tab renders too
+    rho = float(at.metric[labels.index("Spearman ρ with rater KL")].value)
+    assert -1 <= rho <= 1
+
+
+@needs_bundled
+def test_prior_sampling_page_shows_the_grid_and_the_seed_changes_it(open_page):
+    at = open_page("pages/prior_sampling.py")
+    _ok(at)
+    assert len(at.image) == 16
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    assert all("KL" in c for c in captions)  # each sample carries its predicted grade
+    at.select_slider(key="sample.n").set_value(8).run()
+    _ok(at)
+    assert len(at.image) == 8
+    before = [i.proto.imgs[0].url for i in at.image]
+    at.number_input(key="sample.seed").set_value(7).run()
+    _ok(at)
+    assert [i.proto.imgs[0].url for i in at.image] != before
