@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from oaviz.services.reconstructions import report_summary, window_level
@@ -79,7 +80,7 @@ for i, (_, r) in enumerate(shown.iterrows()):
     if not np.isnan(r["jsw_medial_orig_mm"]):
         jsw = (f"\n\nJSW medial {mm(r['jsw_medial_orig_mm'])} → {mm(r['jsw_medial_recon_mm'])} · "
                f"lateral {mm(r['jsw_lateral_orig_mm'])} → {mm(r['jsw_lateral_recon_mm'])}")
-    kl = "—" if np.isnan(r["kl"]) else int(r["kl"])
+    kl = "—" if pd.isna(r["kl"]) else int(r["kl"])
     cols[3].markdown(f"`{r['image_id']}` · KL {kl}\n\nMSE {r['mse']:.4f} · PSNR {r['psnr']:.1f} dB · "
                      f"SSIM {r['ssim']:.3f}{jsw}")
 

@@ -12,6 +12,7 @@ _HOME = Path(tempfile.mkdtemp(prefix="oaviz-test-home-"))
 os.environ.setdefault("OAVIZ_HOME", str(_HOME))
 # Two cores are shared by everything in the suite: keep torch from oversubscribing.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see oaviz/__init__.py
 
 
 @pytest.fixture(scope="session")

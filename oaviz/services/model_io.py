@@ -33,11 +33,15 @@ def as_cohort(cohort: str | os.PathLike | Cohort) -> Cohort:
     return cohort if isinstance(cohort, Cohort) else load_cohort(cohort)
 
 
+class NotAnAutoencoder(ConfigError):
+    """The checkpoint's model has no decoder (e.g. the CNN baseline), so it cannot decode or reconstruct."""
+
+
 def require_autoencoder(loaded: LoadedCheckpoint):
-    """The model, if it can decode vector latents; ConfigError otherwise."""
+    """The model, if it can decode vector latents; NotAnAutoencoder otherwise."""
     m = loaded.model
     if not (hasattr(m, "decode") and hasattr(m, "encode") and hasattr(m.config, "latent_dim")):
-        raise ConfigError(f"{loaded.path}: a {loaded.info.get('model_type', type(m).__name__)} model has no "
+        raise NotAnAutoencoder(f"{loaded.path}: a {loaded.info.get('model_type', type(m).__name__)} model has no "
                           "latent decoder; pick an autoencoder checkpoint (beta_vae, vaesim)")
     return m
 

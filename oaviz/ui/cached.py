@@ -93,3 +93,30 @@ def _prototype_report(ckpt_path, ckpt_hash, cohort_path, fingerprint, k):
 
 def prototype_report(model: PickedModel, cohort_path: str, k: int = 5):
     return _prototype_report(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), int(k))
+
+
+@st.cache_data(show_spinner="Embedding and projecting the cohort…", max_entries=16)
+def _latent_map(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, params: tuple, max_points, seed):
+    from oaviz.services.latent_map import build_latent_map
+
+    return build_latent_map(loaders.checkpoint(ckpt_path), _cohort(cohort_path), method=method,
+                            params=dict(params), max_points=max_points, seed=seed)
+
+
+def latent_map(model: PickedModel, cohort_path: str, method: str, params: dict, max_points: int | None, seed: int):
+    """LatentMapResult (services.latent_map), cached in memory here and on disk by the service."""
+    return _latent_map(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method,
+                       tuple(sorted(params.items())), max_points, seed)
+
+
+@st.cache_data(show_spinner="Comparing VAESim with VAE + KMeans…", max_entries=8)
+def _clustering(vs_path, vs_hash, vae_path, vae_hash, cohort_path, fingerprint):
+    from oaviz.services.probe_lab import clustering_report
+
+    return clustering_report(vs_path, vae_path, _cohort(cohort_path))
+
+
+def clustering_comparison(vaesim: PickedModel, vae_path: str, cohort_path: str) -> pd.DataFrame:
+    """One row per method: statistical-mapping, kNN and linear accuracy, NMI (services.probe_lab)."""
+    return _clustering(vaesim.path, vaesim.content_hash, vae_path, loaders.checkpoint_hash(vae_path), cohort_path,
+                       loaders.fingerprint(cohort_path))

@@ -8,6 +8,7 @@ preprocessing as the importers (DICOM LUTs, MONOCHROME1, crop, percentiles).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from oaviz.data.cohort import Cohort
@@ -52,7 +53,7 @@ def pick_knee(cohort: Cohort, label: str, key: str, default_row: int = 0, allow_
 
     def describe(r: int) -> str:
         m = meta.iloc[r]
-        grade = f" · KL {int(m['kl'])}" if has_kl and not np.isnan(m["kl"]) else ""
+        grade = f" · KL {int(m['kl'])}" if has_kl and not pd.isna(m["kl"]) else ""
         return f"{m['image_id']}{grade} · {m['side']} · month {m['visit_month']}"
 
     row = st.selectbox(label if not allow_upload else f"{label}: knee", range(len(meta)), key=key,

@@ -72,3 +72,22 @@ def test_prior_sampling_page_shows_the_grid_and_the_seed_changes_it(open_page):
     at.number_input(key="sample.seed").set_value(7).run()
     _ok(at)
     assert [i.proto.imgs[0].url for i in at.image] != before
+
+
+@pytest.mark.skipif(not (checkpoints_dir() / "vaesim-demo" / "config.json").is_file(),
+                    reason="bundled VAESim checkpoint missing (make checkpoints)")
+def test_prototypes_page_shows_every_prototype_and_the_comparison(open_page):
+    at = open_page("pages/prototypes.py")
+    _ok(at)
+    from oaviz.training.checkpoint import read_checkpoint_info
+    K = read_checkpoint_info(checkpoints_dir() / "vaesim-demo")["config"]["n_prototypes"]
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    assert sum(c.startswith("#") for c in captions) == K
+    table = at.dataframe[0].value
+    assert len(table) == K and {"size", "purity"} <= set(table.columns)
+    assert len(at.get("plotly_chart")) == 3
+    at.toggle(key="proto.compare").set_value(True).run()
+    _ok(at)
+    cmp = at.dataframe[1].value
+    assert list(cmp["method"]) == ["VAESim", "VAE + KMeans"]
+    assert cmp["knn_accuracy"].between(0, 1).all()
