@@ -1,18 +1,161 @@
-"""2D maps of the latent codes, coloured by grade, with selections and decoding anywhere. Placeholder until issue 4 lands."""
+"""Latent map: the cohort's latent codes in 2-D, coloured by anything known; select, inspect, decode anywhere."""
 
-from oaviz.ui import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "pages/latent_map.py",
-    summary='2D maps of the latent codes, coloured by grade, with selections and decoding anywhere.',
-    coming=[
-        'The chosen cohort embedded by the chosen checkpoint (cached), projected with PCA, UMAP or t-SNE (parameters and seed shown)',
-        'Colour by rater KL, true KL, OA, severity, subject, visit, side, split, reconstruction error, probe prediction or VAESim cluster',
-        'Box / lasso selection with grade mix, mean image and CSV export; a detail panel with nearest neighbours',
-        'Click an empty spot to decode a latent there and compare it with the nearest real knee',
-        'Latent-structure numbers: intra/inter-group distances, silhouette, kNN accuracy, trustworthiness',
-        'Upload a knee (PNG, JPEG or DICOM) and see where it lands',
-    ],
-    issue=4,
-    needs='an autoencoder checkpoint (β-VAE or VAESim) and a cohort',
-)
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from oaviz.services.latent_map import decode_at, neighbours, selection_stats
+from oaviz.ui import cached, layout, state
+from oaviz.ui.images import overlay, to_uint8
+from oaviz.ui.knee_picker import UPLOAD_TYPES
+from oaviz.ui.map_figure import latent_map_figure, selected_points
+from oaviz.ui.map_params import DEFAULTS, size_safe_params
+from oaviz.ui.model_pick import current_model
+from oaviz.ui.navigation import page_by_file
+
+METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
+PREFERRED_COLOURS = ("kl", "kl_true", "oa", "severity", "jsw_mm", "pred_kl", "cluster", "recon_error", "subject_id",
+                     "visit_month", "side", "split", "progressor", "label")
+PAGE = page_by_file("pages/latent_map.py")
+layout.page_header(PAGE.title, "Every knee of the cohort as one point: its latent code projected to 2-D. Colour by "
+                   "any known column, lasso a group to see what it holds, click a knee to inspect it, click an "
+                   "empty spot to see what the model decodes there.", PAGE.icon)
+cohort = layout.current_cohort()
+model = current_model("any") if cohort is not None else None
+if cohort is None or model is None:
+    st.stop()
+cohort_path = str(cohort.path)
+
+# ----------------------------------------------------------------- controls
+c = st.columns([1.2, 1.4, 1, 1])
+method = c[0].segmented_control("Projection", list(METHODS), format_func=METHODS.get, default="pca",
+                                key=state.MAP_METHOD) or "pca"
+max_points = c[2].select_slider("Points at most", [1000, 2000, 5000, 10000, 20000], value=5000,
+                                key=state.MAP_MAX_POINTS, help="Above this the map shows a seeded random subsample "
+                                                               "(and says so).")
+seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, key=state.MAP_PARAMS + ".seed"))
+params = {}
+with st.expander(f"{METHODS[method]} parameters", expanded=False):
+    if method == "umap":
+        params["n_neighbors"] = st.slider("n_neighbors", 2, 100, DEFAULTS["umap"]["n_neighbors"],
+                                          key=state.MAP_PARAMS + ".nn")
+        params["min_dist"] = st.slider("min_dist", 0.0, 0.99, DEFAULTS["umap"]["min_dist"], 0.01,
+                                       key=state.MAP_PARAMS + ".md")
+    elif method == "tsne":
+        params["perplexity"] = st.slider("perplexity", 2.0, 100.0, DEFAULTS["tsne"]["perplexity"], 1.0,
+                                         key=state.MAP_PARAMS + ".perp")
+    else:
+        st.caption("PCA has no parameters: the two directions of largest variance.")
+params = size_safe_params(method, min(len(cohort), max_points), params)
+lm = cached.latent_map(model, cohort_path, method, params, max_points, seed)
+table = lm.table
+colours = [col for col in PREFERRED_COLOURS if col in table and table[col].notna().any()]
+colour = c[1].selectbox("Colour by", colours, key=state.MAP_COLOR)
+
+if lm.subsampled:
+    st.warning(lm.subsampled, icon=":material/filter_alt:")
+shown = ", ".join(f"{k}={v}" for k, v in lm.params.items() if k not in ("n_jobs",))
+st.caption(f"{METHODS[method]} of {len(table):,} {model.model_type} latents ({lm.Z.shape[1]}-D) · {shown} · "
+           f"seed {lm.seed} · {'from cache' if lm.cached else 'computed'} in {lm.timings.get('total_s', 0):.1f} s")
+
+# ----------------------------------------------------------------- upload
+upload = None
+with st.expander("Upload a knee (PNG, JPEG or DICOM) and see where it lands"):
+    f = st.file_uploader("Knee radiograph", type=UPLOAD_TYPES, key=state.MAP_UPLOAD)
+    if f is not None:
+        try:
+            upload = cached.embed_upload(model, cohort_path, method, params, max_points, seed, f.getvalue(), f.name)
+        except Exception as e:  # noqa: BLE001 - a bad upload is reported in place, the page keeps working
+            st.error(f"Cannot place {f.name}: {e}", icon=":material/error:")
+
+extra = []
+if upload is not None:
+    extra.append(go.Scatter(x=[upload.x], y=[upload.y], mode="markers+text", name="your upload", text=["upload"],
+                            textposition="top center", customdata=[-2], hoverinfo="skip",
+                            marker=dict(symbol="star", size=20, color="#ff4d6d", line=dict(color="white", width=1))))
+
+# ----------------------------------------------------------------- the map
+left, right = st.columns([3, 2])
+with left:
+    fig = latent_map_figure(table, colour, extra)
+    event = st.plotly_chart(fig, key=state.MAP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso"))
+    rows, spot = selected_points(event)
+    st.caption("Lasso or box: statistics of a group. Click a knee: its detail. Click an empty spot: the latent "
+               "decoded there.")
+
+meta = cohort.metadata
+
+
+def knee_strip(frame: pd.DataFrame, n: int = 6) -> None:
+    cols = st.columns(n)
+    for col, (_, r) in zip(cols, frame.head(n).iterrows()):
+        grade = "" if "kl" not in r or pd.isna(r["kl"]) else f" · KL {int(r['kl'])}"
+        col.image(cohort.images[int(r["row"])], caption=f"{r['image_id']}{grade} · d={r['distance']:.2f}",
+                  width="stretch")
+
+
+with right:
+    if upload is not None:
+        st.markdown("**Your upload**")
+        u = st.columns(2)
+        u[0].image(to_uint8(upload.image), caption="as preprocessed", width="stretch")
+        if upload.recon is not None:
+            u[1].image(to_uint8(upload.recon), caption=f"reconstruction (MSE {upload.recon_error:.4f})",
+                       width="stretch")
+        st.markdown("Nearest knees in latent space")
+        knee_strip(upload.neighbours, 4)
+    if len(rows) > 1:
+        stats = selection_stats(cohort, lm, rows)
+        st.markdown(f"**Selection: {stats.n} knees**")
+        mix = stats.grade_mix[stats.grade_mix["count"] > 0]
+        st.dataframe(mix, hide_index=True, width="stretch",
+                     column_config={"percent": st.column_config.NumberColumn(format="%.0f%%")})
+        st.image(to_uint8(stats.mean_image), caption="mean image of the selection", width=220)
+        st.download_button("Export the selection (CSV)", stats.table.to_csv(index=False).encode(),
+                           "selection.csv", "text/csv", icon=":material/download:", key="map.export")
+    elif len(rows) == 1:
+        st.session_state[state.MAP_DETAIL] = rows[0]
+    if spot is not None:
+        st.session_state[state.MAP_DECODE_AT] = spot
+    detail = st.session_state.get(state.MAP_DETAIL)
+    if len(rows) <= 1 and detail is not None and detail in set(table["row"]):
+        m = meta.iloc[int(detail)]
+        st.markdown(f"**Knee `{m['image_id']}`**")
+        if model.model_type in ("beta_vae", "vaesim"):
+            o, r, e = cached.reconstruct(model, cohort_path, [int(detail)])
+            k = st.columns(3)
+            k[0].image(to_uint8(o[0]), caption="original", width="stretch")
+            k[1].image(to_uint8(r[0]), caption="reconstruction", width="stretch")
+            k[2].image(overlay(o[0], e[0]), caption="error", width="stretch")
+        else:
+            st.image(cohort.images[int(detail)], width=220)
+        st.dataframe(m.drop(labels=[c for c in ("landmarks",) if c in m]).astype(str).rename("value"),
+                     width="stretch")
+        st.markdown("Nearest knees in latent space")
+        knee_strip(neighbours(lm, int(detail), k=6))
+        b = st.columns(2)
+        if b[0].button("Interpolate from this knee", key="map.to_interp_a", icon=":material/linear_scale:"):
+            st.session_state[state.INTERP_A] = int(detail)
+            st.switch_page("pages/interpolation.py")
+        if b[1].button("Interpolate to this knee", key="map.to_interp_b", icon=":material/linear_scale:"):
+            st.session_state[state.INTERP_B] = int(detail)
+            st.switch_page("pages/interpolation.py")
+    decode_spot = st.session_state.get(state.MAP_DECODE_AT)
+    if len(rows) <= 1 and decode_spot is not None and model.model_type in ("beta_vae", "vaesim"):
+        x, y = decode_spot
+        dp = decode_at(model.loaded, lm, x, y)
+        near = meta.iloc[dp.nearest_row]
+        st.markdown(f"**Decoded at ({x:.2f}, {y:.2f})**")
+        d = st.columns(2)
+        d[0].image(to_uint8(dp.image), caption="decoded latent", width="stretch")
+        d[1].image(cohort.images[dp.nearest_row], caption=f"nearest real knee {near['image_id']} "
+                   f"({dp.nearest_distance_2d:.2f} away on the map)", width="stretch")
+        st.caption("PCA decodes the exact inverse; UMAP and t-SNE have none, so the latent is the distance-"
+                   "weighted mean of the nearest knees' latents.")
+
+# ----------------------------------------------------------------- how far to trust it
+st.subheader("How far to trust the picture", anchor=False)
+st.dataframe(lm.structure, hide_index=True, width="stretch",
+             column_config={"value": st.column_config.NumberColumn(format="%.3f")})

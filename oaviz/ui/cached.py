@@ -120,3 +120,19 @@ def clustering_comparison(vaesim: PickedModel, vae_path: str, cohort_path: str) 
     """One row per method: statistical-mapping, kNN and linear accuracy, NMI (services.probe_lab)."""
     return _clustering(vaesim.path, vaesim.content_hash, vae_path, loaders.checkpoint_hash(vae_path), cohort_path,
                        loaders.fingerprint(cohort_path))
+
+
+@st.cache_data(show_spinner="Placing the upload on the map…", max_entries=32)
+def _embed_upload(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, params: tuple, max_points, seed,
+                  data: bytes, name: str):
+    from oaviz.services.latent_map import embed_upload
+
+    lm = _latent_map(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, params, max_points, seed)
+    return embed_upload(loaders.checkpoint(ckpt_path), _cohort(cohort_path), lm, data, name)
+
+
+def embed_upload(model: PickedModel, cohort_path: str, method: str, params: dict, max_points, seed,
+                 data: bytes, name: str):
+    """UploadedPoint: the file preprocessed like the cohort, embedded and placed on the current map."""
+    return _embed_upload(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method,
+                         tuple(sorted(params.items())), max_points, seed, data, name)

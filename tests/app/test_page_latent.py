@@ -91,3 +91,34 @@ def test_prototypes_page_shows_every_prototype_and_the_comparison(open_page):
     cmp = at.dataframe[1].value
     assert list(cmp["method"]) == ["VAESim", "VAE + KMeans"]
     assert cmp["knn_accuracy"].between(0, 1).all()
+
+
+@needs_bundled
+def test_latent_map_page_plots_colours_and_shows_detail_and_decoded_spot(open_page):
+    at = open_page("pages/latent_map.py")
+    _ok(at)
+    chart = at.get("plotly_chart")
+    assert chart
+    structure = at.dataframe[-1].value
+    assert list(structure["metric"]) == [
+        "intra-OA distance", "intra-no-OA distance", "inter-group distance", "silhouette (OA)", "silhouette (KL)",
+        "kNN accuracy (OA)", "kNN accuracy (KL)", "trustworthiness"]
+    trust = structure.set_index("metric")["value"]["trustworthiness"]
+    assert 0.5 < trust <= 1.0
+    # the colour control re-colours the figure
+    before = chart[0].proto.spec
+    at.selectbox(key="map.color").set_value("split").run()
+    _ok(at)
+    assert at.get("plotly_chart")[0].proto.spec != before
+    # a clicked knee (its id is what the chart's selection writes) opens the detail panel with neighbours
+    at.session_state["map.detail"] = 5
+    at.session_state["map.decode_at"] = (0.0, 0.0)
+    at.run()
+    _ok(at)
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    assert "reconstruction" in captions and "decoded latent" in captions
+    assert sum("d=" in c for c in captions) == 6  # six nearest neighbours
+    # another projection recomputes and says which
+    at.segmented_control(key="map.method").set_value("tsne").run()
+    _ok(at)
+    assert any("t-SNE of" in c.value for c in at.caption)
