@@ -74,3 +74,51 @@ def test_data_page_filter_changes_the_table(page, app_url, e2e_home, wait_idle):
     captions = page.locator('[data-testid="stButton"] button[kind="tertiary"]').all_inner_texts()
     assert captions and all(c.startswith(f"KL {grade}") for c in captions)
     assert not _exceptions(page)
+
+
+def _open(page, app_url, wait_idle, title: str) -> None:
+    page.goto(app_url)
+    wait_idle(page)
+    _nav_link(page, title).click()
+    wait_idle(page)
+
+
+def test_latent_map_lasso_shows_the_selection_panel(page, app_url, wait_idle):
+    _open(page, app_url, wait_idle, "Latent map")
+    plot = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
+    plot.wait_for(timeout=60_000)
+    box = plot.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    # a lasso around the middle 80 % of the plot area (the map's default drag mode is lasso)
+    corners = [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)]
+    page.mouse.move(x0 + corners[0][0] * w, y0 + corners[0][1] * h)
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    page.mouse.up()
+    wait_idle(page)
+    panel = page.get_by_text(re.compile(r"Selection: \d+ knees"))
+    panel.wait_for(timeout=60_000)
+    n = int(re.search(r"(\d+) knees", panel.inner_text()).group(1))
+    assert n > 1
+    assert page.get_by_text("mean image of the selection").count() == 1
+    assert page.get_by_role("button", name="Export the selection (CSV)").count() == 1
+    assert not _exceptions(page)
+
+
+def test_latent_map_upload_lands_on_the_map(page, app_url, e2e_home, wait_idle, tmp_path):
+    from PIL import Image
+
+    cohort = load_cohort(e2e_home / "cohorts" / "synthetic-knee")
+    png = tmp_path / "knee.png"
+    Image.fromarray(cohort.images[3]).save(png)
+    _open(page, app_url, wait_idle, "Latent map")
+    page.get_by_text("Upload a knee (PNG, JPEG or DICOM)").click()
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(png))
+    wait_idle(page)
+    page.get_by_text("Your upload", exact=True).wait_for(timeout=60_000)
+    # the star is a trace of the map itself
+    assert page.locator('[data-testid="stPlotlyChart"]').first.get_by_text("your upload", exact=True).count() == 1
+    assert page.get_by_text("as preprocessed").count() == 1
+    assert page.get_by_text(re.compile(r"reconstruction \(MSE")).count() == 1
+    assert not _exceptions(page)
