@@ -82,6 +82,9 @@ class OAModel(nn.Module):
     """Base of every model. Subclasses set ``model_type`` and take their config."""
 
     model_type: ClassVar[str] = ""
+    # What a training batch holds: "images" (one image per item), "visit_pairs" (baseline + follow-up of one
+    # knee: keys image, image_next) or "grade_pairs" (a KL a and a KL b image: keys image, image_pair).
+    batch_kind: ClassVar[str] = "images"
 
     def __init__(self, config: Any):
         super().__init__()

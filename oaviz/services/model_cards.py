@@ -187,11 +187,14 @@ class ModelChoice:
 
 
 def trainable_models() -> list[ModelChoice]:
-    """Registered models with their presets (empty when the zoo has none yet)."""
+    """Registered models the training engine can feed, with their presets (empty when the zoo has none yet)."""
     from oaviz.models.base import get_spec, model_names
+    from oaviz.training.data import BATCH_KINDS
 
     out = []
     for name in model_names():
         spec = get_spec(name)
+        if spec.model_cls.batch_kind not in BATCH_KINDS:
+            continue  # e.g. pair-trained models until the engine feeds pairs
         out.append(ModelChoice(name=name, description=spec.description, presets=tuple(spec.presets)))
     return out

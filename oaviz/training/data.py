@@ -16,6 +16,10 @@ from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
 
 
+# Batch kinds (OAModel.batch_kind) this engine can feed.
+BATCH_KINDS = ("images",)
+
+
 def resize_images(images: np.ndarray, size: int, scale: float, chunk: int = 256) -> torch.Tensor:
     """uint8/uint16 [N,H,W] -> float32 [N,1,size,size] in [0, 1]."""
     out = torch.empty(len(images), 1, size, size)

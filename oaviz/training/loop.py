@@ -23,10 +23,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from oaviz.data.cohort import load_cohort
-from oaviz.models.base import build_model, get_spec, make_config
+from oaviz.models.base import ConfigError, build_model, get_spec, make_config
 from oaviz.training import ddp
 from oaviz.training.checkpoint import save_checkpoint
-from oaviz.training.data import split_tensors, train_val_rows
+from oaviz.training.data import BATCH_KINDS, split_tensors, train_val_rows
 from oaviz.training.device import autocast, grad_scaler, pick_device
 from oaviz.training.events import EventLog
 from oaviz.training.metrics import validation_metrics
@@ -123,7 +123,10 @@ def train(spec: TrainSpec) -> dict:
 
 def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog) -> dict:
     is_main = rank == 0
-    get_spec(spec.model)  # unknown model -> ConfigError before any work
+    model_cls = get_spec(spec.model).model_cls  # unknown model -> ConfigError before any work
+    if model_cls.batch_kind not in BATCH_KINDS:
+        raise ConfigError(f"{spec.model} trains on {model_cls.batch_kind.replace('_', ' ')}, which this training "
+                          f"engine cannot feed yet (it feeds: {', '.join(BATCH_KINDS)})")
     config = make_config(spec.model, spec.preset, spec.overrides)
     epochs = spec.epochs or getattr(config, "epochs", 10)
     batch_size = spec.batch_size or getattr(config, "batch_size", 32)
