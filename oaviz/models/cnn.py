@@ -1,8 +1,10 @@
 """The thesis's end-to-end CNN baseline: 4 conv layers with ReLU, FC, sigmoid, BCE.
 
-Each conv layer is 3×3 conv → ReLU → 2×2 max-pool. After the fourth, a global
-average pool and a hidden FC layer give the penultimate features (``embed``),
-and a last FC + sigmoid gives P(OA). Rows without an OA label (NaN) are
+Each conv layer is 3×3 conv → ReLU → 2×2 max-pool. After the fourth, the
+feature map is flattened (not globally pooled: where along the joint a feature
+sits is what joint-space narrowing is about; a global average pool left the
+demo model at chance, BCE stuck at ln 2) and a hidden FC layer gives the
+penultimate features (``embed``); a last FC + sigmoid gives P(OA). Rows without an OA label (NaN) are
 ignored by the loss.
 """
 
@@ -56,7 +58,11 @@ class CNNBaseline(OAModel):
     def __init__(self, config: CNNConfig):
         super().__init__(config)
         self.features = conv_relu_pool(config.widths)
-        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(config.widths[-1], config.hidden), nn.ReLU(inplace=True))
+        side = config.image_size // 16  # four 2×2 max-pools
+        if side < 1 or side * 16 != config.image_size:
+            raise ValueError(f"cnn: image_size {config.image_size} must be a multiple of 16")
+        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(config.widths[-1] * side * side, config.hidden),
+                                    nn.ReLU(inplace=True))
         self.drop = nn.Dropout(config.dropout)
         self.out = nn.Linear(config.hidden, 1)
 
@@ -65,7 +71,7 @@ class CNNBaseline(OAModel):
         return self.config.hidden
 
     def embed(self, x):
-        return self.hidden(F.adaptive_avg_pool2d(self.features(x), 1))
+        return self.hidden(self.features(x))
 
     def forward(self, x):
         """OA logits [B]."""
