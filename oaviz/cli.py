@@ -18,6 +18,9 @@ COMMAND_MODULES = (
     "oaviz.commands.train",
     "oaviz.commands.embed",
     "oaviz.commands.importing",
+    "oaviz.commands.probe",
+    "oaviz.commands.future",
+    "oaviz.commands.exchange",
 )
 
 
