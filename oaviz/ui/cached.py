@@ -136,3 +136,59 @@ def embed_upload(model: PickedModel, cohort_path: str, method: str, params: dict
     """UploadedPoint: the file preprocessed like the cohort, embedded and placed on the current map."""
     return _embed_upload(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method,
                          tuple(sorted(params.items())), max_points, seed, data, name)
+
+
+@st.cache_data(show_spinner="Running the frozen-feature probes…", max_entries=32)
+def _frozen_grid(cohort_path, fingerprint, features: tuple, target, fractions: tuple, noise: tuple, noise_kind,
+                 seeds, classifier, feature_hashes: tuple):
+    from oaviz.services.probe_lab import run_frozen_grid
+
+    return run_frozen_grid(_cohort(cohort_path), list(features), target=target, fractions=list(fractions),
+                           noise=list(noise), noise_kind=noise_kind, seeds=seeds, classifier=classifier)
+
+
+def frozen_grid(cohort_path: str, features: list[str], target: str, fractions, noise, noise_kind: str, seeds: int,
+                classifier: str) -> pd.DataFrame:
+    """Tidy probe results (services.probe_lab.run_frozen_grid), cached by every input and the checkpoints' hashes."""
+    hashes = tuple(loaders.checkpoint_hash(f) if f not in ("raw", "random") else f for f in features)
+    return _frozen_grid(cohort_path, loaders.fingerprint(cohort_path), tuple(features), target,
+                        tuple(float(f) for f in fractions), tuple(float(n) for n in noise), noise_kind, int(seeds),
+                        classifier, hashes)
+
+
+@st.cache_data(show_spinner="Comparing the dual-head variants (metrics, paired tests, PCA, saliency)…",
+               max_entries=8)
+def _hierarchy(ckpts: tuple, hashes: tuple, cohort_path, fingerprint):
+    from oaviz.services.probe_lab import hierarchy_report
+
+    return hierarchy_report(dict(ckpts), _cohort(cohort_path))
+
+
+def hierarchy(ckpts: dict[str, str], cohort_path: str):
+    """HierarchyReport of the dual-head variants {variant: checkpoint path}."""
+    items = tuple(sorted(ckpts.items()))
+    return _hierarchy(items, tuple(loaders.checkpoint_hash(p) for _, p in items), cohort_path,
+                      loaders.fingerprint(cohort_path))
+
+
+@st.cache_data(show_spinner="Auditing every label against its latent neighbourhood…", max_entries=16)
+def _audit(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, k):
+    from oaviz.services.probe_lab import label_audit_report
+
+    return label_audit_report(ckpt_path, _cohort(cohort_path), method=method, k=k)
+
+
+def label_audit(model: PickedModel, cohort_path: str, method: str, k: int):
+    return _audit(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method, int(k))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _audit_neighbours(ckpt_path, ckpt_hash, cohort_path, fingerprint, row, k):
+    from oaviz.services.probe_lab import audit_neighbours
+
+    return audit_neighbours(ckpt_path, _cohort(cohort_path), row, k=k)
+
+
+def audit_neighbours(model: PickedModel, cohort_path: str, row: int, k: int = 8) -> pd.DataFrame:
+    return _audit_neighbours(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
+                             int(row), int(k))

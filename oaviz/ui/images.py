@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 # A perceptually ordered "hot" ramp for error maps: black → red → yellow → white.
 _HOT = np.array([[0, 0, 0], [180, 20, 20], [255, 140, 0], [255, 235, 80], [255, 255, 255]], np.float32)
@@ -56,3 +57,11 @@ def zoom(img: np.ndarray, factor: float, centre: tuple[float, float] = (0.5, 0.5
     y0 = int(np.clip(centre[1] * h - ch / 2, 0, h - ch))
     x0 = int(np.clip(centre[0] * w - cw / 2, 0, w - cw))
     return a[y0:y0 + ch, x0:x0 + cw]
+
+
+def resized(img: np.ndarray, size: int) -> np.ndarray:
+    """uint8/uint16/float image [H, W] -> float32 [size, size] in [0, 1] (area-averaged, for overlays)."""
+    a = np.asarray(img)
+    scale = 65535.0 if a.dtype == np.uint16 else 255.0 if a.dtype == np.uint8 else 1.0
+    f = Image.fromarray(a.astype(np.float32) / scale, mode="F").resize((size, size), Image.Resampling.BOX)
+    return np.asarray(f, dtype=np.float32)

@@ -1,0 +1,45 @@
+"""AppTests of the probe lab (frozen-feature grid, dual-head hierarchy) and the label audit, on the bundled demo."""
+
+from __future__ import annotations
+
+import pytest
+
+from oaviz.paths import checkpoints_dir
+
+needs_bundled = pytest.mark.skipif(not (checkpoints_dir() / "beta_vae-demo" / "config.json").is_file(),
+                                   reason="bundled β-VAE checkpoint missing (make checkpoints)")
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+@needs_bundled
+def test_probe_lab_runs_the_grid_and_the_noise_slider_changes_it(open_page):
+    at = open_page("pages/probe_lab.py")
+    _ok(at)
+    table = at.dataframe[0].value
+    # one row per feature set and noise level (clean and 10 %), one column per label fraction
+    assert len(table) == 3 * 2
+    assert {"5%", "10%", "25%", "50%", "100%"} <= set(table.columns)
+    assert table[["5%", "100%"]].stack().between(0, 1).all()
+    at.slider(key="probe.noise").set_value(0.3)
+    at.slider(key="probe.seeds").set_value(2)
+    at.run()  # (AppTest applies widget values inside a form on the next run, as a submit would)
+    _ok(at)
+    table2 = at.dataframe[0].value
+    assert sorted(table2["noise"].unique()) == [0.0, 0.3]
+    assert at.get("plotly_chart")
+
+
+@pytest.mark.skipif(not (checkpoints_dir() / "dual_head-dual-demo" / "config.json").is_file(),
+                    reason="bundled dual-head checkpoints missing (make checkpoints)")
+def test_probe_lab_hierarchy_tab_compares_the_variants(open_page):
+    at = open_page("pages/probe_lab.py")
+    at.toggle(key="probe.hierarchy.run").set_value(True).run()
+    _ok(at)
+    metrics = next(d.value for d in at.dataframe if "pc1_rho" in d.value.columns)
+    assert set(metrics["variant"]) == {"single_oa", "single_kl", "dual"}
+    assert metrics["pc1_rho"].between(-1, 1).all()
+    mcn = next(d.value for d in at.dataframe if "only_a_correct" in d.value.columns)
+    assert len(mcn) == 3 and mcn["p"].between(0, 1).all()
