@@ -43,3 +43,23 @@ def test_probe_lab_hierarchy_tab_compares_the_variants(open_page):
     assert metrics["pc1_rho"].between(-1, 1).all()
     mcn = next(d.value for d in at.dataframe if "only_a_correct" in d.value.columns)
     assert len(mcn) == 3 and mcn["p"].between(0, 1).all()
+
+
+@needs_bundled
+def test_label_audit_ranks_reviews_and_exports_a_correction(open_page):
+    at = open_page("pages/label_audit.py")
+    _ok(at)
+    table = at.dataframe[0].value
+    assert table["score"].is_monotonic_decreasing
+    assert {"given", "suggested", "score"} <= set(table.columns)
+    labels = [m.label for m in at.metric]
+    assert "Precision at 50" in labels  # synthetic cohort: the truth is known
+    first = table.iloc[0]
+    at.button(key="audit.accept").click().run()
+    _ok(at)
+    assert at.session_state["audit.changes"] == {first["image_id"]: int(first["suggested"])}
+    assert at.dataframe[0].value.iloc[0]["accepted"] == int(first["suggested"])
+    # the other method reorders the list
+    at.radio(key="audit.method").set_value("knn").run()
+    _ok(at)
+    assert at.dataframe[0].value["score"].is_monotonic_decreasing
