@@ -122,3 +122,24 @@ def test_latent_map_upload_lands_on_the_map(page, app_url, e2e_home, wait_idle, 
     assert page.get_by_text("as preprocessed").count() == 1
     assert page.get_by_text(re.compile(r"reconstruction \(MSE")).count() == 1
     assert not _exceptions(page)
+
+
+def test_probe_lab_hierarchy_and_label_audit_in_the_browser(page, app_url, wait_idle):
+    _open(page, app_url, wait_idle, "Probe lab")
+    page.get_by_role("button", name="Run the probes").click()
+    wait_idle(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    assert page.locator('[data-testid="stDataFrame"]').count() >= 1
+    page.get_by_role("tab", name="OA/KL hierarchy (dual head)").click()
+    page.get_by_text(re.compile(r"^Compare .* on the test split$")).click()
+    wait_idle(page)
+    page.get_by_text("McNemar's test on the OA decisions").wait_for(timeout=120_000)
+    assert not _exceptions(page)
+
+    _nav_link(page, "Label audit").click()
+    wait_idle(page)
+    page.get_by_text("Precision at 50").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Accept the suggestion").click()
+    wait_idle(page)
+    assert page.get_by_role("button", name=re.compile(r"Export corrected labels \(1 changed\)")).count() == 1
+    assert not _exceptions(page)
