@@ -35,6 +35,21 @@ def device_for_rank(device: torch.device, rank: int) -> torch.device:
     return device
 
 
-def wrap(module: torch.nn.Module, device: torch.device) -> DistributedDataParallel:
+def needs_unused_parameter_search(model: torch.nn.Module) -> bool:
+    """Whether some parameters get no gradient at some steps, so DDP must look for them every step.
+
+    A model says so with ``ddp_find_unused_parameters``; without it, a model that switches a
+    sub-network out of its objective by step (KECAE's ``discriminator_trains``: a frozen
+    discriminator is only judged through detached weights) needs the search. The search costs
+    a graph traversal per step, so other models go without it.
+    """
+    flag = getattr(model, "ddp_find_unused_parameters", None)
+    if flag is not None:
+        return bool(flag)
+    return callable(getattr(model, "discriminator_trains", None))
+
+
+def wrap(module: torch.nn.Module, device: torch.device,
+         find_unused_parameters: bool = False) -> DistributedDataParallel:
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=False)
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)

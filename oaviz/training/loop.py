@@ -3,6 +3,9 @@
 Seeded; Adam; validation each epoch; early stopping on the validation loss
 (best weights restored); resumable from the last finished epoch; DDP when
 started by torchrun (only rank 0 writes); progress events to events.jsonl.
+Feeds every batch kind in ``oaviz.training.data.BATCH_KINDS``: single images,
+visit pairs (diffusion) and grade pairs (KECAE, redrawn every epoch); for pairs
+``max_images`` caps the number of training pairs.
 A failure writes an ``error`` event and leaves no checkpoint at ``out``.
 """
 
@@ -26,7 +29,7 @@ from oaviz.data.cohort import load_cohort
 from oaviz.models.base import ConfigError, build_model, get_spec, make_config
 from oaviz.training import ddp
 from oaviz.training.checkpoint import save_checkpoint
-from oaviz.training.data import BATCH_KINDS, split_tensors, train_val_rows
+from oaviz.training.data import BATCH_KINDS, SplitTensors, training_data
 from oaviz.training.device import autocast, grad_scaler, pick_device
 from oaviz.training.events import EventLog
 from oaviz.training.metrics import validation_metrics
@@ -135,10 +138,9 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     _seed_all(spec.seed)
 
     cohort = load_cohort(spec.data)
-    tr_rows, va_rows = train_val_rows(cohort, spec.max_images, spec.seed)
     size = int(config.image_size)
-    train_t = split_tensors(cohort, tr_rows, size)
-    val_t = split_tensors(cohort, va_rows, size) if len(va_rows) else None
+    # Pairs are checked (DataError: no follow-ups, no KL 0 / KL 2 images) before any model is built.
+    train_t, val_t = training_data(cohort, model_cls.batch_kind, config, spec.max_images, spec.seed)
 
     model = build_model(spec.model, config).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -148,7 +150,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     total_steps = epochs * steps_per_epoch
     if hasattr(model, "set_total_steps"):
         model.set_total_steps(total_steps)
-    wrapped = ddp.wrap(_LossModule(model), device) if world > 1 else _LossModule(model)
+    wrapped = (ddp.wrap(_LossModule(model), device, find_unused_parameters=ddp.needs_unused_parameter_search(model))
+               if world > 1 else _LossModule(model))
 
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -163,13 +166,15 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
             torch.manual_seed(spec.seed + start_epoch)
     log.write("start", model=spec.model, preset=spec.preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
               device=str(device), world_size=world, out=str(spec.out), n_train=len(train_t),
-              n_val=0 if val_t is None else len(val_t), start_epoch=start_epoch, batch_size=batch_size)
+              n_val=0 if val_t is None else len(val_t), start_epoch=start_epoch, batch_size=batch_size,
+              batch_kind=model_cls.batch_kind, train_data=train_t.describe())
 
     t_start = time.perf_counter()
     images_seen, status = 0, "finished"
     last_epoch = start_epoch - 1
     for epoch in range(start_epoch, epochs):
         model.train()
+        train_t.set_epoch(epoch)          # grade pairs: this epoch's pairing (seeded, so resume redraws the same)
         g = torch.Generator().manual_seed(spec.seed * 1000 + epoch)
         perm = torch.randperm(len(train_t), generator=g)[rank::world]
         sums: dict[str, float] = {}
@@ -235,12 +240,13 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
             normalisation={"image_size": size, "scale": "0-1", "resize": "area"},
             cohort={"path": str(Path(spec.data).resolve()), "fingerprint": cohort.fingerprint,
                     "source": cohort.info.get("source"), "n_train": len(train_t),
-                    "n_val": 0 if val_t is None else len(val_t)},
+                    "n_val": 0 if val_t is None else len(val_t), "batch_kind": model_cls.batch_kind,
+                    "train_data": train_t.describe()},
             metrics=metrics,
             training={"epochs": last_epoch + 1, "status": status, "seconds": round(seconds, 1),
                       "images_seen": images_seen, "device": str(device), "world_size": world,
                       "batch_size": batch_size, "lr": lr, "seed": spec.seed, "command": command},
-            card=model_card(spec, cohort, metrics),
+            card=model_card(spec, cohort, metrics, model=model, train_data=train_t),
         )
         log.write("end", status=status, checkpoint=str(spec.out), metrics=metrics, seconds=round(seconds, 1))
     return metrics
@@ -264,9 +270,12 @@ def evaluate(model, data, device, step: int, batch_size: int) -> dict:
     return {k: v / max(n, 1) for k, v in sums.items()}
 
 
-def model_card(spec: TrainSpec, cohort, metrics: dict) -> dict:
+def model_card(spec: TrainSpec, cohort, metrics: dict, model=None, train_data=None) -> dict:
+    """summary, data, intended_use, limitations; plus what the training pairs were and the model's
+    own ``card_notes()`` (e.g. KECAE's discriminator regime, the diffusion model's VQ-VAE), which never
+    replace the four standard entries."""
     desc = get_spec(spec.model).description
-    return {
+    card = {
         "summary": f"{desc}; preset '{spec.preset}'",
         "data": f"{cohort.info.get('source', 'unknown')} cohort '{Path(spec.data).name}' "
                 f"({len(cohort)} images, fingerprint {cohort.fingerprint})",
@@ -274,6 +283,11 @@ def model_card(spec: TrainSpec, cohort, metrics: dict) -> dict:
         "limitations": "trained on synthetic radiographs" if cohort.info.get("source") == "synthetic"
         else "validated only on the cohort named above",
     }
+    if train_data is not None and not isinstance(train_data, SplitTensors):
+        card["training_data"] = train_data.describe()
+    notes = model.card_notes() if hasattr(model, "card_notes") else {}
+    card.update({str(k): str(v) for k, v in notes.items() if k not in card})
+    return card
 
 
 def env_world() -> int:

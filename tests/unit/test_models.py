@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from oaviz.models.base import ConfigError, build_model, config_to_dict, make_config, model_names
-from oaviz.models.vaesim import VAESim, ema_update, temperature_at
+from oaviz.models.vaesim import ema_update, temperature_at
 
 TINY = {"image_size": 32, "widths": [4, 8, 8]}
 TINY_BY_MODEL = {"cnn": {"image_size": 32, "widths": [4, 4, 8, 8], "hidden": 8}}
