@@ -79,6 +79,9 @@ def test_models_page_lists_checkpoints_and_jobs(open_page, home):
     table = next(d.value for d in at.dataframe if "model" in d.value.columns)
     assert "beta_vae" in list(table["model"])
     if available:
+        # bundled checkpoints are listed first; open the run's card as a click on its table row does
+        at.session_state["models.card"] = str(home / "runs" / "beta_vae-20260101-000000" / "checkpoint")
+        at.run()
         assert any(m.value == "A tiny test β-VAE." for m in at.markdown)
     else:
         assert any("Training and model cards are unavailable" in w.value for w in at.warning)
