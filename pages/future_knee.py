@@ -1,15 +1,82 @@
-"""Latent diffusion: what this knee may look like at the next visit. Placeholder until issue 5 lands."""
+"""Future knee: several diffusion-generated follow-ups of one knee, their spread, predicted grades and the risk."""
 
-from oaviz.ui import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "pages/future_knee.py",
-    summary='Latent diffusion: what this knee may look like at the next visit.',
-    coming=[
-        'Several generated future knees for one image: mean, spread and difference map',
-        'Predicted KL and 16 landmarks on current and future images',
-        "Risk of progression and its ROC AUC against the cohort's true progression",
-    ],
-    issue=5,
-    needs='VQ-VAE and diffusion checkpoints trained on visit pairs',
-)
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from oaviz.ui import cached, layout, loaders
+from oaviz.ui.images import signed, heat, to_uint8
+from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
+from oaviz.ui.navigation import page_by_file
+from oaviz.ui.theme import PLOT_FONT
+
+PAGE = page_by_file("pages/future_knee.py")
+layout.page_header(PAGE.title, "A latent diffusion model, trained on pairs of visits of the same knee, imagines "
+                   "the next visit. Several samples give the mean future, where they disagree, what changes, and "
+                   "the risk that the grade goes up.", PAGE.icon)
+cohort = layout.current_cohort()
+if cohort is None:
+    st.stop()
+entries = [e for e in loaders.checkpoint_entries() if e.model_type == "latent_diffusion"]
+if not entries:
+    st.info("No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
+            "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "
+            "(see the README).", icon=":material/info:")
+    st.stop()
+ckpt = st.selectbox("Diffusion checkpoint", [str(e.path) for e in entries], key="future.ckpt",
+                    format_func=lambda p: next(e.label for e in entries if str(e.path) == p))
+cohort_path = str(cohort.path)
+
+c = st.columns([2, 1, 1, 1])
+with c[0]:
+    knee = pick_knee(cohort, "Knee", "future.knee", default_row=first_row_with_grade(cohort, 1))
+n = c[1].slider("Futures", 1, 16, 4, key="future.n")
+steps = c[2].select_slider("DDIM steps", [10, 20, 50, 100], value=20, key="future.steps",
+                           help="More steps: closer to the trained process, slower.")
+seed = c[3].number_input("Seed", 0, 2**31 - 1, 0, key="future.seed")
+if knee is None:
+    st.info("Upload a knee, or pick one from the cohort.")
+    st.stop()
+if not st.toggle("Generate", key="future.go", help="Sampling runs the U-Net steps × futures times; on a CPU this "
+                 "takes seconds to a minute."):
+    st.stop()
+
+res = cached.futures(ckpt, cohort_path, knee, n, steps, seed, None)
+m = st.columns(4)
+m[0].metric("Risk of progression", f"{res.risk:.0%}", border=True,
+            help="Σ over grade pairs with future > now of p(now = i)·p(future = j), the future probabilities "
+                 "averaged over the sampled futures.")
+m[1].metric("Predicted KL today", f"{int(np.argmax(res.kl_probs_now))} ({res.kl_probs_now.max():.0%})", border=True)
+m[2].metric(f"Predicted KL at +{res.horizon_months} months",
+            f"{int(np.argmax(res.kl_probs_future))} ({res.kl_probs_future.max():.0%})", border=True)
+if res.kl_now is not None:
+    m[3].metric("Rater KL today", str(res.kl_now), border=True)
+
+cols = st.columns(5)
+cols[0].image(to_uint8(res.today), caption="today", width="stretch")
+cols[1].image(to_uint8(res.mean), caption=f"mean of {res.n_samples} futures", width="stretch")
+cols[2].image(heat(res.std), caption="spread (per-pixel std)", width="stretch")
+cols[3].image(signed(res.difference), caption="mean future − today (blue: darker)", width="stretch")
+if res.real_future is not None:
+    cols[4].image(to_uint8(res.real_future), caption=f"real follow-up {res.real_future_id} · KL {res.real_future_kl}",
+                  width="stretch")
+else:
+    cols[4].caption("No real follow-up in the cohort at this horizon.")
+
+st.markdown("**Each sampled future**")
+fc = st.columns(min(8, len(res.futures)))
+for i, img in enumerate(res.futures):
+    p = res.kl_probs_samples[i]
+    fc[i % len(fc)].image(to_uint8(img), caption=f"#{i} · KL {int(np.argmax(p))} ({p.max():.0%})", width="stretch")
+
+fig = go.Figure()
+grades = [f"KL {g}" for g in range(len(res.kl_probs_now))]
+fig.add_bar(x=grades, y=res.kl_probs_now, name="today")
+fig.add_bar(x=grades, y=res.kl_probs_future, name=f"+{res.horizon_months} months (mean over futures)")
+if res.kl_probs_real_future is not None:
+    fig.add_bar(x=grades, y=res.kl_probs_real_future, name="real follow-up")
+fig.update_layout(barmode="group", height=300, font=PLOT_FONT, margin=dict(l=10, r=10, t=30, b=10),
+                  yaxis=dict(title="probability", range=[0, 1]), legend=dict(orientation="h", y=1.15))
+st.plotly_chart(fig, key="future.probs")

@@ -1,15 +1,58 @@
-"""KECAE: swap the key features of a healthy and an osteoarthritic knee. Placeholder until issue 5 lands."""
+"""Key exchange (KECAE): swap the key (disease) features of a healthy and an OA knee and see what changes."""
 
-from oaviz.ui import placeholder
+from __future__ import annotations
 
-placeholder.render(
-    "pages/key_exchange.py",
-    summary='KECAE: swap the key features of a healthy and an osteoarthritic knee.',
-    coming=[
-        'For a chosen KL 0 / KL 2 pair: both reconstructions and both exchanged outputs',
-        "The frozen discriminator's probability on each output",
-        'An augmentation set from exchanged pairs and the accuracy gain of a classifier trained with it',
-    ],
-    issue=5,
-    needs='a KECAE checkpoint',
-)
+import numpy as np
+import streamlit as st
+
+from oaviz.ui import cached, layout, loaders
+from oaviz.ui.images import heat, to_uint8
+from oaviz.ui.navigation import page_by_file
+
+PAGE = page_by_file("pages/key_exchange.py")
+layout.page_header(PAGE.title, "KECAE splits each knee's code into key features (what a KL 0 vs KL 2 "
+                   "discriminator needs) and non-key features (everything else). Swapping the key parts turns the "
+                   "healthy knee towards OA and the OA knee towards healthy, keeping each one's anatomy.", PAGE.icon)
+cohort = layout.current_cohort()
+if cohort is None:
+    st.stop()
+entries = [e for e in loaders.checkpoint_entries() if e.model_type == "kecae"]
+if not entries:
+    st.info("No KECAE checkpoint yet: `oaviz train kecae --data COHORT --out CKPT` (see the README).",
+            icon=":material/info:")
+    st.stop()
+if not cohort.has_kl:
+    st.info("Key exchange needs KL grades to find KL 0 and KL 2 knees.")
+    st.stop()
+ckpt = st.selectbox("KECAE checkpoint", [str(e.path) for e in entries], key="exchange.ckpt",
+                    format_func=lambda p: next(e.label for e in entries if str(e.path) == p))
+info = loaders.checkpoint(ckpt).info
+ga, gb = int(info["config"].get("grade_a", 0)), int(info["config"].get("grade_b", 2))
+meta = cohort.metadata
+rows_a = np.flatnonzero((meta["kl"] == ga).to_numpy())
+rows_b = np.flatnonzero((meta["kl"] == gb).to_numpy())
+if not len(rows_a) or not len(rows_b):
+    st.info(f"The cohort needs KL {ga} and KL {gb} knees.")
+    st.stop()
+c = st.columns(2)
+a = c[0].selectbox(f"KL {ga} knee", rows_a.tolist(), key="exchange.a", format_func=lambda r: meta["image_id"].iloc[r])
+b = c[1].selectbox(f"KL {gb} knee", rows_b.tolist(), key="exchange.b", format_func=lambda r: meta["image_id"].iloc[r])
+res = cached.exchange(ckpt, str(cohort.path), a, b)
+p = res.p_grade_b
+st.caption(f"Discriminator: {info.get('card', {}).get('discriminator', 'see the checkpoint card')}. "
+           f"P(KL {gb}) under each image.")
+cols = st.columns(4)
+cols[0].image(to_uint8(res.recon_a), caption=f"{res.id_a} (KL {ga}) reconstructed · P(KL {gb}) {p['recon_a']:.0%}", width="stretch")
+cols[1].image(to_uint8(res.exchanged_a), caption=f"with the KL {gb} key · P(KL {gb}) {p['exchanged_a']:.0%}",
+              width="stretch")
+cols[2].image(to_uint8(res.recon_b), caption=f"{res.id_b} (KL {gb}) reconstructed · P(KL {gb}) {p['recon_b']:.0%}", width="stretch")
+cols[3].image(to_uint8(res.exchanged_b), caption=f"with the KL {ga} key · P(KL {gb}) {p['exchanged_b']:.0%}",
+              width="stretch")
+d = st.columns(4)
+d[1].image(heat(res.diff_a), caption="where it changed (|exchanged − reconstruction|)", width="stretch")
+d[3].image(heat(res.diff_b), caption="where it changed", width="stretch")
+flips = res.flipped
+m = st.columns(2)
+m[0].metric(f"KL {ga} knee judged KL {gb} after the exchange", "yes" if flips["exchanged_a"] else "no", border=True)
+m[1].metric(f"KL {gb} knee judged KL {ga} after the exchange", "yes" if flips["exchanged_b"] else "no", border=True)
+st.caption("Generating an augmentation set from many exchanged pairs arrives with the rest of issue 5.")

@@ -192,3 +192,40 @@ def _audit_neighbours(ckpt_path, ckpt_hash, cohort_path, fingerprint, row, k):
 def audit_neighbours(model: PickedModel, cohort_path: str, row: int, k: int = 8) -> pd.DataFrame:
     return _audit_neighbours(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
                              int(row), int(k))
+
+
+@st.cache_resource(show_spinner="Loading the diffusion model, its VQ-VAE and the classifier…", max_entries=2)
+def _future_models(ckpt_path: str, ckpt_hash: str):
+    from oaviz.services.future import load_future_models
+
+    return load_future_models(ckpt_path)
+
+
+@st.cache_data(show_spinner="Generating future knees…", max_entries=32)
+def _futures(ckpt_path, ckpt_hash, cohort_path, fingerprint, knee, n, steps, seed, horizon):
+    from oaviz.services.future import generate_futures
+
+    models = _future_models(ckpt_path, ckpt_hash)
+    if isinstance(knee, int):
+        return generate_futures(models, cohort=_cohort(cohort_path), row=knee, n_samples=n, steps=steps, seed=seed,
+                                horizon=horizon)
+    return generate_futures(models, image=knee, n_samples=n, steps=steps, seed=seed, horizon=horizon)
+
+
+def futures(ckpt_path: str, cohort_path: str, knee, n: int, steps: int, seed: int, horizon: int | None):
+    """FutureResult (services.future) for a cohort row or a preprocessed image array."""
+    return _futures(ckpt_path, loaders.checkpoint_hash(ckpt_path), cohort_path, loaders.fingerprint(cohort_path),
+                    knee, int(n), int(steps), int(seed), horizon)
+
+
+@st.cache_data(show_spinner="Exchanging the key features…", max_entries=32)
+def _exchange(ckpt_path, ckpt_hash, cohort_path, fingerprint, row_a, row_b):
+    from oaviz.services.exchange import exchange_pair
+
+    return exchange_pair(loaders.checkpoint(ckpt_path), _cohort(cohort_path), row_a, row_b)
+
+
+def exchange(ckpt_path: str, cohort_path: str, row_a: int, row_b: int):
+    """ExchangeResult (services.exchange) of a KL 0 and a KL 2 knee."""
+    return _exchange(ckpt_path, loaders.checkpoint_hash(ckpt_path), cohort_path, loaders.fingerprint(cohort_path),
+                     int(row_a), int(row_b))

@@ -14,12 +14,12 @@ from oaviz.analysis.progression_risk import progression_risk
 from oaviz.cli import main as cli
 from oaviz.data.cohort import load_cohort
 from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError, build_model, make_config
-from oaviz.models.latent_diffusion import LatentDiffusion
+from oaviz.models.base import ConfigError
 from oaviz.services.exchange import exchange_pair
 from oaviz.services.future import follow_up_row, generate_futures, load_future_models, rows_for_ids
 from oaviz.services.model_io import model_inputs
-from oaviz.training.checkpoint import load_checkpoint, save_checkpoint
+from oaviz.training.checkpoint import load_checkpoint
+from tests.tiny_checkpoints import future_and_exchange_checkpoints
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -33,35 +33,8 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory, tiny_cohort):
-    """Checkpoints of a VQ-VAE, a KL classifier, a latent diffusion model naming both, and a KECAE (32 px).
-
-    Untrained but initialised (VQ codebook and latent statistics from one batch; a non-zero output
-    layer so sampling depends on the noise): the commands' plumbing is what is tested here.
-    """
-    root = tmp_path_factory.mktemp("ckpts")
-    torch.manual_seed(0)
-    c = load_cohort(tiny_cohort)
-    clf = build_model("multitask", make_config("multitask", "demo", {"image_size": 32, "widths": [4, 8, 8],
-                                                                     "deconv_widths": [8, 8]}))
-    x = model_inputs(clf, c, range(16))
-    vq = build_model("vqvae", make_config("vqvae", "demo", {"image_size": 32, "widths": [4, 8, 8], "res_blocks": 1,
-                                                             "embedding_dim": 2, "codebook_size": 16}))
-    vq.train()
-    vq.loss({"image": x}, 0)
-    vq.on_train_step_end({"image": x}, 0)
-    save_checkpoint(vq.eval(), root / "vq")
-    save_checkpoint(clf.eval(), root / "clf")
-    ld = LatentDiffusion(make_config("latent_diffusion", "demo", {
-        "image_size": 32, "width": 8, "mults": [1, 2], "res_blocks": 1, "num_steps": 100, "sample_steps": 3,
-        "vqvae_checkpoint": str(root / "vq"), "classifier_checkpoint": str(root / "clf")}))
-    ld.train()
-    ld.loss({"image": x[:8], "image_next": x[8:]}, 0)                 # latent statistics
-    torch.nn.init.normal_(ld.net.out[-1].weight, std=0.1)
-    save_checkpoint(ld.eval(), root / "ld")
-    ke = build_model("kecae", make_config("kecae", "demo", {"image_size": 32, "widths": [4, 8, 8],
-                                                             "disc_widths": [4, 8]}))
-    save_checkpoint(ke.eval(), root / "ke")
-    return root
+    """Untrained but initialised 32 px checkpoints: the commands' plumbing is what is tested here."""
+    return future_and_exchange_checkpoints(tmp_path_factory.mktemp("ckpts"), load_cohort(tiny_cohort))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,61 @@
+"""AppTests of the Future knee and Key exchange pages with tiny checkpoints placed among the runs."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from oaviz.data.cohort import load_cohort
+from tests.tiny_checkpoints import future_and_exchange_checkpoints
+
+
+@pytest.fixture()
+def with_method_ckpts(app_home, tmp_path, monkeypatch):
+    """A private OAVIZ_HOME: the app's tiny cohort plus tiny diffusion/KECAE checkpoints as finished runs."""
+    home = tmp_path / "home"
+    shutil.copytree(app_home / "cohorts", home / "cohorts")
+    cohort = load_cohort(home / "cohorts" / "synthetic-knee")
+    root = future_and_exchange_checkpoints(home / "runs", cohort)
+    monkeypatch.setenv("OAVIZ_HOME", str(home))
+    return root
+
+
+def _ok(at):
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(open_page, with_method_ckpts):
+    at = open_page("pages/future_knee.py")
+    _ok(at)
+    at.toggle(key="future.go").set_value(True)
+    at.slider(key="future.n").set_value(3)
+    at.select_slider(key="future.steps").set_value(10).run()
+    _ok(at)
+    labels = [m.label for m in at.metric]
+    assert "Risk of progression" in labels
+    risk = float(at.metric[labels.index("Risk of progression")].value.rstrip("%")) / 100
+    assert 0.0 <= risk <= 1.0
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    assert sum(c.startswith("#") for c in captions) == 3
+    assert any(c.startswith("real follow-up") for c in captions)  # the tiny cohort has month-12 visits
+    at.slider(key="future.n").set_value(2).run()
+    _ok(at)
+    assert sum(i.proto.imgs[0].caption.startswith("#") for i in at.image) == 2
+
+
+def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, with_method_ckpts):
+    at = open_page("pages/key_exchange.py")
+    _ok(at)
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    probs = [c for c in captions if "P(KL 2)" in c]
+    assert len(probs) == 4
+    assert all(0 <= float(c.rsplit(" ", 1)[1].rstrip("%")) <= 100 for c in probs)
+    assert len(at.metric) == 2
+    b = at.selectbox(key="exchange.b")
+    assert len(b.options) > 1
+    second = b.options[1]  # the label of another KL 2 knee (its image id)
+    b.select_index(1).run()
+    _ok(at)
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    assert captions[2].startswith(f"{second} (KL 2) reconstructed")
