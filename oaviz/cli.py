@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "oaviz.commands.embed",
     "oaviz.commands.importing",
     "oaviz.commands.probe",
+    "oaviz.commands.digits",
     "oaviz.commands.future",
     "oaviz.commands.exchange",
 )

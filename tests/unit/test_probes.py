@@ -365,3 +365,15 @@ def test_service_grid_is_cached_and_uses_checkpoints(tmp_path, tiny_cohort, monk
     assert feats["random"].shape[1] == 6  # same dimension as the checkpoint's latent
     args = probe_lab.cnn_job_args(tiny_cohort, tmp_path / "o", tmp_path / "run", epochs=1)
     assert args[0] == "probe" and "--cnn" in args and "--run-dir" in args
+
+
+def test_digits_command_writes_a_labelled_cohort(tmp_path):
+    from oaviz.cli import main as cli
+    from oaviz.data.cohort import load_cohort
+
+    assert cli(["digits", "--out", str(tmp_path / "dg"), "--size", "16"]) == 0
+    c = load_cohort(tmp_path / "dg")
+    assert c.images.shape == (1797, 16, 16)
+    assert sorted(c.metadata["label"].unique()) == list(range(10))
+    assert cli(["digits", "--out", str(tmp_path / "bad"), "--size", "4"]) == 2
+    assert not (tmp_path / "bad").exists()
