@@ -22,3 +22,14 @@ def tiny_cohort(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("cohorts") / "tiny-knee"
     return generate_cohort(out, joint="knee", subjects=24, visits=(0, 12, 24), size=64, seed=0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors: intra-op threads only add spin-waiting on the shared two cores (use per module)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -12,7 +12,8 @@ it. Written through a temporary folder renamed into place.
 
 from __future__ import annotations
 
-from oaviz.commands.future import output_folder, write_json, write_png
+from oaviz.commands.future import write_json, write_png
+from oaviz.data.atomic import output_folder
 
 
 def register(sub) -> None:

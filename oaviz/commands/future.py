@@ -16,18 +16,13 @@ it and renamed into place at the end, so it is never half-written.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-import shutil
-import signal
-import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
 
+from oaviz.data.atomic import output_folder  # noqa: F401 (exchange.py imports it from here too)
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
 
@@ -59,38 +54,6 @@ def safe_name(text: str) -> str:
     """A folder name for an image id (anything but letters, digits, '.', '_', '-' becomes '_')."""
     name = re.sub(r"[^A-Za-z0-9._-]", "_", str(text)).strip(".") or "image"
     return name[:120]
-
-
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
-@contextlib.contextmanager
-def output_folder(out: str | Path, overwrite: bool = False):
-    """Yield a temporary folder beside ``out``; on success it replaces ``out``, on any failure
-    (SIGTERM included) it is removed and ``out`` is left as it was."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise DataError("output folder exists (use --overwrite)", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    try:
-        yield tmp
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{int(time.time())}"
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def write_json(path: Path, data: dict) -> None:

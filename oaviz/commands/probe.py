@@ -23,13 +23,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from oaviz.data.atomic import sigterm_as_exit, swap_into_place
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
 
@@ -103,19 +102,15 @@ def run(args) -> int:
         (Path(args.run_dir) / "argv.json").write_text(json.dumps(sys.argv))
     # A cancelled job gets SIGTERM: turn it into an exception so the temporary folder is removed
     # (signal handlers can only be set from the main thread).
-    main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     t0 = time.perf_counter()
-    try:
-        summary, n_rows = _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp, log)
-        _move_into_place(tmp, out)
-    except BaseException as e:
-        log.write("error", type=type(e).__name__, message=str(e) or type(e).__name__)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    finally:
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_exit():
+        try:
+            summary, n_rows = _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp, log)
+            swap_into_place(tmp, out)
+        except BaseException as e:
+            log.write("error", type=type(e).__name__, message=str(e) or type(e).__name__)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     if not args.run_dir:  # the log moved with the folder
         log = EventLog(out / "events.jsonl")
     log.write("end", status="finished", out=str(out), seconds=round(time.perf_counter() - t0, 1), n_rows=n_rows)
@@ -215,26 +210,11 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
     return summary, int(len(results))
 
 
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
-
-
 def _json_default(o):
     try:
         return float(o)
     except (TypeError, ValueError):
         return str(o)
-
-
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Rename the finished temporary folder to ``out`` (an existing one is swapped out, then removed)."""
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{int(time.time())}"
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(out)
 
 
 def probe_figure(summary, target: str = "oa"):

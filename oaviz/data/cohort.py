@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from oaviz import __version__
+from oaviz.data.atomic import swap_into_place
 from oaviz.data.errors import DataError
 
 FORMAT_VERSION = 1
@@ -228,13 +229,7 @@ def write_cohort(
             "oaviz_version": __version__,
         }
         (tmp / "cohort.json").write_text(json.dumps(full_info, indent=2, default=_json_default))
-        if out.exists():
-            trash = out.parent / f".{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -17,6 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from oaviz import __version__
+from oaviz.data.atomic import swap_into_place
 from oaviz.models.base import ConfigError, OAModel, build_model, config_to_dict
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -40,16 +41,9 @@ def save_checkpoint(model: OAModel, out: str | Path, *, overwrite: bool = True, 
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS))
         (tmp / CONFIG).write_text(json.dumps(info, indent=2, default=str))
-        if out.exists():
-            if not overwrite:
-                raise FileExistsError(f"{out} exists")
-            old = out.parent / f".{out.name}.old"
-            shutil.rmtree(old, ignore_errors=True)
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        if out.exists() and not overwrite:
+            raise FileExistsError(f"{out} exists")
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,13 +14,7 @@ from oaviz.training.checkpoint import load_checkpoint, read_checkpoint_info, sav
 TINY = {"image_size": 32, "widths": [4, 8, 8], "disc_widths": [4, 8], "discriminator_pretrain_steps": 10}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add spin-waiting on the shared two cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny(**extra):

@@ -29,13 +29,7 @@ KE = ["--set", "image_size=32", "--set", "widths=[4,8,8]", "--set", "disc_widths
       "--set", "discriminator_pretrain_steps=2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: intra-op threads only add spin-waiting on the shared two cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
