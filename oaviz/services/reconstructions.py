@@ -49,7 +49,7 @@ def reconstruct(checkpoint, cohort, rows) -> tuple[np.ndarray, np.ndarray, np.nd
     return orig, recon, recon - orig
 
 
-def _landmark_setup(c: Cohort, size: int):
+def landmark_setup(c: Cohort, size: int):
     """(landmarks [N,16,2] in [0,1] or None, names, pixel mm at the model's size or None)."""
     lm = c.landmarks()
     spacing = c.info.get("pixel_spacing_mm")
@@ -64,7 +64,7 @@ def _landmark_setup(c: Cohort, size: int):
 
 
 def _report_rows(model, c: Cohort, rows: np.ndarray, batch_size: int = 64) -> pd.DataFrame:
-    lm, names, pixel_mm = _landmark_setup(c, int(model.config.image_size))
+    lm, names, pixel_mm = landmark_setup(c, int(model.config.image_size))
     parts = []
     for i in range(0, len(rows), batch_size):
         r = rows[i:i + batch_size]
