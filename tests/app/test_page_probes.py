@@ -25,7 +25,8 @@ def test_probe_lab_runs_the_grid_and_the_noise_slider_changes_it(open_page):
     assert table[["5%", "100%"]].stack().between(0, 1).all()
     at.slider(key="probe.noise").set_value(0.3)
     at.slider(key="probe.seeds").set_value(2)
-    at.run()  # (AppTest applies widget values inside a form on the next run, as a submit would)
+    submit = next(b for b in at.button if b.label == "Run the probes")  # the form's submit button
+    submit.click().run()
     _ok(at)
     table2 = at.dataframe[0].value
     assert sorted(table2["noise"].unique()) == [0.0, 0.3]
