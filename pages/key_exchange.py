@@ -29,8 +29,8 @@ ckpt = st.selectbox("KECAE checkpoint", [str(e.path) for e in entries], key="exc
 info = loaders.checkpoint(ckpt).info
 ga, gb = int(info["config"].get("grade_a", 0)), int(info["config"].get("grade_b", 2))
 meta = cohort.metadata
-rows_a = np.flatnonzero((meta["kl"] == ga).to_numpy())
-rows_b = np.flatnonzero((meta["kl"] == gb).to_numpy())
+rows_a = np.flatnonzero((meta["kl"] == ga).fillna(False).to_numpy(dtype=bool))
+rows_b = np.flatnonzero((meta["kl"] == gb).fillna(False).to_numpy(dtype=bool))
 if not len(rows_a) or not len(rows_b):
     st.info(f"The cohort needs KL {ga} and KL {gb} knees.")
     st.stop()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from oaviz.data.errors import DataError
+from oaviz.models.base import ConfigError
 from oaviz.services.probe_lab import corrected_labels
 from oaviz.ui import cached, layout, state
 from oaviz.ui.model_pick import current_model
@@ -32,7 +34,11 @@ method = c[0].radio("Method", ["oof", "knn"], key=state.AUDIT_METHOD, horizontal
                     help="out-of-fold: a logistic probe on the latents, each image scored by a model that never saw "
                          "it (confident learning). k-NN: the share of latent neighbours that disagree.")
 k = c[1].slider("Neighbours (k-NN)", 3, 50, 10, key=state.AUDIT_K, disabled=method != "knn")
-rep = cached.label_audit(model, cohort_path, method, k)
+try:
+    rep = cached.label_audit(model, cohort_path, method, k)
+except (DataError, ConfigError) as e:  # e.g. a grade with a single image: no out-of-fold estimate for it
+    st.error(f"The audit cannot run with these settings: {e}. Try the k-NN vote.", icon=":material/error:")
+    st.stop()
 if rep.precision_at is not None:
     m = c[2].columns(3)
     m[0].metric(f"Precision at {rep.at}", f"{rep.precision_at:.0%}", border=True,

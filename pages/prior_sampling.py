@@ -28,9 +28,9 @@ temperature = c[1].slider("Temperature T", 0.1, 2.0, 1.0, 0.05, key=state.SAMPLE
 seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key=state.SAMPLE_SEED)
 
 res = cached.sample_prior(model, cohort_path, n, temperature, seed)
+m = st.columns(3)
 if res.pred_kl is not None:
     counts = np.bincount(res.pred_kl, minlength=5)
-    m = st.columns(3)
     m[0].metric("Predicted grade mix", " · ".join(f"KL{g}: {k}" for g, k in enumerate(counts) if k), border=True)
 if res.nearest_distance is not None and res.reference:
     ratio = res.nearest_distance / res.reference

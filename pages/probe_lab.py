@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 import streamlit as st
 
+from oaviz.data.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.probe_lab import dual_head_checkpoints, read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
@@ -91,7 +92,12 @@ with tab_grid:
     if not features:
         st.info("Pick at least one feature set.")
     else:
-        df = cached.frozen_grid(cohort_path, features, target, fractions, noise_levels, noise_kind, seeds, classifier)
+        try:
+            df = cached.frozen_grid(cohort_path, features, target, fractions, noise_levels, noise_kind, seeds,
+                                    classifier)
+        except DataError as e:  # e.g. a cohort with ten classes and no KL grades: nothing binary to probe
+            st.error(f"These probes cannot run on this cohort: {e}", icon=":material/error:")
+            st.stop()
         cnn_parts = []
         for run in st.session_state.get(state.PROBE_JOBS, []):
             job = job_service.read_job(run)

@@ -64,8 +64,9 @@ def pick_knee(cohort: Cohort, label: str, key: str, default_row: int = 0, allow_
 def first_row_with_grade(cohort: Cohort, grade: int, split: str = "test") -> int:
     """The first row of ``split`` (else of any split) whose rater KL is ``grade``; 0 when none."""
     meta = cohort.metadata
-    for mask in ((meta["kl"] == grade) & (meta["split"] == split), meta["kl"] == grade):
-        hit = np.flatnonzero(mask.to_numpy())
+    is_grade = (meta["kl"] == grade).fillna(False)  # kl is a nullable column: NA for non-KL cohorts
+    for mask in (is_grade & (meta["split"] == split), is_grade):
+        hit = np.flatnonzero(mask.to_numpy(dtype=bool))
         if len(hit):
             return int(hit[0])
     return 0
