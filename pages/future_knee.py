@@ -9,6 +9,7 @@ import streamlit as st
 from oaviz.ui import cached, layout, loaders
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
+from oaviz.ui.model_pick import current_model
 from oaviz.ui.navigation import page_by_file
 from oaviz.ui.theme import PLOT_FONT
 
@@ -80,3 +81,27 @@ if res.kl_probs_real_future is not None:
 fig.update_layout(barmode="group", height=300, font=PLOT_FONT, margin=dict(l=10, r=10, t=30, b=10),
                   yaxis=dict(title="probability", range=[0, 1]), legend=dict(orientation="h", y=1.15))
 st.plotly_chart(fig, key="future.probs")
+
+# ----------------------------------------------------------------- where today and the futures sit
+st.subheader("On the latent map", anchor=False)
+mapper = current_model("autoencoder")
+if mapper is not None:
+    imgs = [res.today, *res.futures] + ([res.real_future] if res.real_future is not None else [])
+    lm, xy = cached.place_on_pca_map(mapper, cohort_path, np.stack(imgs))
+    t = lm.table
+    fig = go.Figure()
+    fig.add_scattergl(x=t["x"], y=t["y"], mode="markers", name="cohort", hoverinfo="skip",
+                      marker=dict(size=4, color="#c9d2de"))
+    colour = f"rgba(200, 66, 59, {0.35 + 0.65 * res.risk:.2f})"  # more opaque red for a higher risk
+    for i in range(1, 1 + len(res.futures)):
+        fig.add_annotation(x=xy[i, 0], y=xy[i, 1], ax=xy[0, 0], ay=xy[0, 1], xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowwidth=2, arrowcolor=colour)
+    if res.real_future is not None:
+        fig.add_annotation(x=xy[-1, 0], y=xy[-1, 1], ax=xy[0, 0], ay=xy[0, 1], xref="x", yref="y", axref="x",
+                           ayref="y", showarrow=True, arrowhead=2, arrowwidth=3, arrowcolor="#2f6fae")
+    fig.add_scatter(x=[xy[0, 0]], y=[xy[0, 1]], mode="markers+text", text=["today"], textposition="top center",
+                    name="today", marker=dict(size=12, color="black"))
+    fig.update_layout(height=420, font=PLOT_FONT, margin=dict(l=10, r=10, t=30, b=10), showlegend=False)
+    st.plotly_chart(fig, key="future.map")
+    st.caption(f"PCA map of {mapper.label}. Red arrows: today → each generated future (more opaque = higher "
+               f"risk, {res.risk:.0%}); blue arrow: today → the real follow-up.")

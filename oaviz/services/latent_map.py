@@ -390,3 +390,15 @@ def embed_upload(checkpoint: LoadedCheckpoint | str | Path, cohort: Cohort | str
     return UploadedPoint(image=img.astype(np.float32) / 255.0, z=Z[0], x=float(xy[0, 0]), y=float(xy[0, 1]),
                          recon=recon, neighbours=neighbours_of(result, Z[0], k),
                          recon_error=None if err is None else float(err[0]))
+
+
+def place_images(checkpoint: LoadedCheckpoint | str | Path, result: LatentMapResult, images: np.ndarray) -> np.ndarray:
+    """Map positions [n, 2] of images [n, H, W] (float in [0, 1], any size): embedded by ``checkpoint``
+    (the map's model) and placed with the map's projector, e.g. generated future knees."""
+    loaded = as_checkpoint(checkpoint)
+    _check_same_space(result, loaded)
+    imgs = (np.clip(np.asarray(images, np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    if imgs.ndim != 3:
+        raise DataError(f"images must be [n, H, W], got shape {imgs.shape}")
+    Z, _ = embed_arrays(loaded.model, imgs, with_recon=False)
+    return result.projector.transform(Z)

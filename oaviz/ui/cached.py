@@ -229,3 +229,18 @@ def exchange(ckpt_path: str, cohort_path: str, row_a: int, row_b: int):
     """ExchangeResult (services.exchange) of a KL 0 and a KL 2 knee."""
     return _exchange(ckpt_path, loaders.checkpoint_hash(ckpt_path), cohort_path, loaders.fingerprint(cohort_path),
                      int(row_a), int(row_b))
+
+
+@st.cache_data(show_spinner="Placing the knees on the latent map…", max_entries=32)
+def _place(ckpt_path, ckpt_hash, cohort_path, fingerprint, images: np.ndarray):
+    from oaviz.services.latent_map import place_images
+
+    lm = _latent_map(ckpt_path, ckpt_hash, cohort_path, fingerprint, "pca", (), 5000, 0)
+    return place_images(loaders.checkpoint(ckpt_path), lm, images)
+
+
+def place_on_pca_map(model: PickedModel, cohort_path: str, images: np.ndarray):
+    """(LatentMapResult of the cohort's PCA map, positions [n, 2] of ``images`` on it)."""
+    fp = loaders.fingerprint(cohort_path)
+    lm = _latent_map(model.path, model.content_hash, cohort_path, fp, "pca", (), 5000, 0)
+    return lm, _place(model.path, model.content_hash, cohort_path, fp, np.asarray(images, np.float32))

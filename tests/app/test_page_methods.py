@@ -39,6 +39,12 @@ def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(o
     captions = [i.proto.imgs[0].caption for i in at.image]
     assert sum(c.startswith("#") for c in captions) == 3
     assert any(c.startswith("real follow-up") for c in captions)  # the tiny cohort has month-12 visits
+    # grade probabilities, and the latent map with arrows to each future and to the real follow-up
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    import json
+    arrows = [a for a in json.loads(charts[1].proto.spec)["layout"]["annotations"] if a.get("showarrow")]
+    assert len(arrows) == 3 + 1
     at.slider(key="future.n").set_value(2).run()
     _ok(at)
     assert sum(i.proto.imgs[0].caption.startswith("#") for i in at.image) == 2
