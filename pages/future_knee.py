@@ -6,7 +6,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from oaviz.ui import cached, layout, loaders
+from oaviz.services import cohort_risk
+from oaviz.services import jobs as job_service
+from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import current_model
@@ -54,6 +56,25 @@ m[2].metric(f"Predicted KL at +{res.horizon_months} months",
             f"{int(np.argmax(res.kl_probs_future))} ({res.kl_probs_future.max():.0%})", border=True)
 if res.kl_now is not None:
     m[3].metric("Rater KL today", str(res.kl_now), border=True)
+
+with st.container(border=True):
+    ref = cohort_risk.find_reference(ckpt, cohort)
+    if ref is not None:
+        placed = cohort_risk.place_risk(res.risk, ref)
+        q = placed["quartiles"]
+        st.metric("Place among the cohort", f"{placed['percentile']:.0f}th percentile", border=False,
+                  help=f"Share of the cohort's {placed['n']} test knees (with a follow-up) whose risk is at or below "
+                       f"this one; their quartiles: {q[0]:.0%} / {q[1]:.0%} / {q[2]:.0%}. Their risks come from "
+                       f"{cohort_risk.REFERENCE_SAMPLES} futures × {cohort_risk.REFERENCE_STEPS} steps each.")
+    else:
+        st.caption("To place this risk among the cohort's, compute the risk of every test knee (a job, a few minutes "
+                   "on a CPU).")
+    if st.button("Compute the cohort's risks", key="future.reference", icon=":material/leaderboard:"):
+        job = cohort_risk.start_reference_job(ckpt, cohort)
+        state.remember_job("future.jobs", str(job.run_dir))
+    if st.session_state.get("future.jobs"):
+        jobs_panel.live_jobs(lambda: [job_service.read_job(r) for r in st.session_state.get("future.jobs", [])],
+                             key="future", show_curve=False)
 
 cols = st.columns(5)
 cols[0].image(to_uint8(res.today), caption="today", width="stretch")

@@ -65,3 +65,29 @@ def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, wi
     _ok(at)
     captions = [i.proto.imgs[0].caption for i in at.image]
     assert captions[2].startswith(f"{second} (KL 2) reconstructed")
+
+
+def test_future_knee_page_places_the_risk_among_the_cohort_after_the_reference_job(open_page, with_method_ckpts):
+    import time
+
+    from oaviz.services import jobs
+
+    at = open_page("pages/future_knee.py")
+    at.toggle(key="future.go").set_value(True)
+    at.slider(key="future.n").set_value(2)
+    at.select_slider(key="future.steps").set_value(10).run()
+    _ok(at)
+    assert not any(m.label == "Place among the cohort" for m in at.metric)
+    at.button(key="future.reference").click().run()
+    _ok(at)
+    run = at.session_state["future.jobs"][0]
+    deadline = time.time() + 120
+    while jobs.read_job(run).status == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    job = jobs.read_job(run)
+    assert job.status == "finished", (job.status, job.message, jobs.log_tail(run, 20))
+    at.run()
+    _ok(at)
+    placed = next(m for m in at.metric if m.label == "Place among the cohort")
+    pct = float(placed.value.split("th")[0])
+    assert 0 <= pct <= 100
