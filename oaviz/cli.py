@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "oaviz.commands.digits",
     "oaviz.commands.future",
     "oaviz.commands.exchange",
+    "oaviz.commands.augment",
 )
 
 

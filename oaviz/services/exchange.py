@@ -11,6 +11,7 @@ same knee shows where the key changed it (joint space, osteophytes).
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 import numpy as np
@@ -118,3 +119,48 @@ def exchange_pair(checkpoint: str | os.PathLike | LoadedCheckpoint, cohort: Coho
         row_a=rows[0], row_b=rows[1], id_a=str(meta["image_id"].iloc[rows[0]]),
         id_b=str(meta["image_id"].iloc[rows[1]]), kl_a=kl[0], kl_b=kl[1],
     )
+
+
+def augmentation_cohort(checkpoint: str | os.PathLike | LoadedCheckpoint, cohort: Cohort | str | os.PathLike,
+                        out: str | os.PathLike, n_pairs: int = 200, split: str = "train", seed: int = 0,
+                        overwrite: bool = False, batch: int = 32) -> Path:
+    """Write a cohort of exchanged images from random (grade_a, grade_b) pairs of ``split``.
+
+    Each pair gives two images: A's non-key + B's key, labelled grade_b, and B's non-key + A's key,
+    labelled grade_a (the swap the KECAE loss trains for). Subject ids name both sources, so a
+    classifier's split can keep them apart; every image is in the ``train`` split.
+    """
+    from oaviz.data.cohort import write_cohort
+
+    loaded = require_kecae(checkpoint)
+    c = as_cohort(cohort)
+    model = loaded.model
+    ga, gb = int(model.config.grade_a), int(model.config.grade_b)
+    m = c.metadata
+    in_split = (m["split"] == split).to_numpy()
+    rows_a = np.flatnonzero(in_split & (m["kl"] == ga).fillna(False).to_numpy(dtype=bool))
+    rows_b = np.flatnonzero(in_split & (m["kl"] == gb).fillna(False).to_numpy(dtype=bool))
+    if not len(rows_a) or not len(rows_b):
+        raise DataError(f"the {split} split needs KL {ga} and KL {gb} images (found {len(rows_a)} and {len(rows_b)})",
+                        c.path)
+    if not 1 <= int(n_pairs) <= 100_000:
+        raise DataError(f"n_pairs must be between 1 and 100000, got {n_pairs}")
+    rng = np.random.default_rng(seed)
+    ia, ib = rng.choice(rows_a, int(n_pairs)), rng.choice(rows_b, int(n_pairs))
+    images, rows = [], []
+    for i in range(0, len(ia), batch):
+        a, b = ia[i:i + batch], ib[i:i + batch]
+        imgs, _ = exchange_images(model, model_inputs(model, c, a), model_inputs(model, c, b))
+        for k, (ra, rb) in enumerate(zip(a, b)):
+            ida, idb = str(m["image_id"].iloc[ra]), str(m["image_id"].iloc[rb])
+            images += [imgs["exchanged_a"][k, 0].numpy(), imgs["exchanged_b"][k, 0].numpy()]
+            rows += [{"image_id": f"X{i + k:05d}a", "subject_id": f"{ida}+{idb}", "label": gb, "kl": gb},
+                     {"image_id": f"X{i + k:05d}b", "subject_id": f"{idb}+{ida}", "label": ga, "kl": ga}]
+    meta = pd.DataFrame(rows)
+    meta["visit_month"], meta["side"], meta["split"] = 0, "R", "train"
+    arr = (np.clip(np.stack(images), 0, 1) * 255 + 0.5).astype(np.uint8)
+    info = {"source": "kecae-augmentation", "checkpoint": str(loaded.path), "source_cohort": str(c.path),
+            "source_fingerprint": c.fingerprint, "pairs": int(n_pairs), "split": split, "seed": int(seed),
+            "preprocessing": [f"KECAE key exchange of KL {ga}/KL {gb} pairs at {arr.shape[1]} px"],
+            "pixel_spacing_mm": None}
+    return write_cohort(out, arr, meta, info, overwrite=overwrite)

@@ -91,3 +91,24 @@ def test_future_knee_page_places_the_risk_among_the_cohort_after_the_reference_j
     placed = next(m for m in at.metric if m.label == "Place among the cohort")
     pct = float(placed.value.split("th")[0])
     assert 0 <= pct <= 100
+
+
+def test_key_exchange_page_generates_an_augmentation_cohort_as_a_job(open_page, with_method_ckpts):
+    import time
+
+    from oaviz.data.cohort import load_cohort
+    from oaviz.services import jobs
+
+    at = open_page("pages/key_exchange.py")
+    at.number_input(key="exchange.pairs").set_value(10)
+    at.text_input(key="exchange.name").set_value("aug-test").run()
+    at.button(key="exchange.augment").click().run()
+    _ok(at)
+    run = at.session_state["exchange.jobs"][0]
+    deadline = time.time() + 120
+    while jobs.read_job(run).status == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    job = jobs.read_job(run)
+    assert job.status == "finished", (job.status, job.message, jobs.log_tail(run, 20))
+    aug = load_cohort(job.output)
+    assert len(aug) == 20 and aug.info["source"] == "kecae-augmentation"

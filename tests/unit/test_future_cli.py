@@ -166,3 +166,18 @@ def test_exchange_cli(ckpts, tiny_cohort, tmp_path, capsys):
     assert cli(["exchange", "--checkpoint", str(ckpts / "vq"), "--pair", "S00000_L_V000", "S00002_L_V024",
                 "--data", str(tiny_cohort), "--out", str(bad)]) == 2
     assert "kecae" in capsys.readouterr().err and not bad.exists()
+
+
+def test_augment_writes_a_cohort_of_exchanged_images(ckpts, tiny_cohort, tmp_path):
+    out = tmp_path / "aug"
+    assert cli(["augment", "--checkpoint", str(ckpts / "ke"), "--data", str(tiny_cohort), "--pairs", "5",
+                "--out", str(out)]) == 0
+    aug = load_cohort(out)
+    assert len(aug) == 10 and aug.info["source"] == "kecae-augmentation"
+    assert sorted(aug.metadata["kl"].value_counts().to_dict().items()) == [(0, 5), (2, 5)]
+    assert (aug.metadata["split"] == "train").all()
+    # the grade the exchange implies: "a" images carry the KL 2 key
+    assert (aug.metadata.loc[aug.metadata["image_id"].str.endswith("a"), "kl"] == 2).all()
+    assert cli(["augment", "--checkpoint", str(ckpts / "ke"), "--data", str(tiny_cohort), "--pairs", "0",
+                "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()
