@@ -66,6 +66,15 @@ class _LossModule(nn.Module):
         return out.total, out.terms
 
 
+def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """(start, stop) of each training batch over n items. A last batch of a single item is folded into
+    the one before: BatchNorm cannot train on one sample (and one sample is a poor gradient anyway)."""
+    cuts = list(range(0, n, batch_size)) + [n]
+    if len(cuts) > 2 and cuts[-1] - cuts[-2] == 1:
+        del cuts[-2]
+    return list(zip(cuts[:-1], cuts[1:])) or [(0, 0)]
+
+
 def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
@@ -146,7 +155,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     scaler = grad_scaler(device)
     per_rank = math.ceil(len(train_t) / world)
-    steps_per_epoch = max(1, math.ceil(per_rank / batch_size))
+    slices = batch_slices(per_rank, batch_size)
+    steps_per_epoch = len(slices)
     total_steps = epochs * steps_per_epoch
     if hasattr(model, "set_total_steps"):
         model.set_total_steps(total_steps)
@@ -180,8 +190,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
         sums: dict[str, float] = {}
         n_batches = 0
         t_ep = time.perf_counter()
-        for b in range(steps_per_epoch):
-            idx = perm[b * batch_size:(b + 1) * batch_size]
+        for b, (start, stop) in enumerate(slices):
+            idx = perm[start:stop]
             if len(idx) == 0:
                 continue
             batch = train_t.batch(idx, device)

@@ -109,3 +109,16 @@ def test_ddp_two_processes_on_cpu(tmp_path, tiny_cohort):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".ddp", "ddp"))] == ["ddp"]
     starts = [e for e in read_events(tmp_path / "run" / "events.jsonl") if e["event"] == "start"]
     assert len(starts) == 1  # only rank 0 writes
+
+
+def test_batch_slices_never_leave_a_single_item_batch():
+    from oaviz.training.loop import batch_slices
+
+    assert batch_slices(64, 32) == [(0, 32), (32, 64)]
+    assert batch_slices(449, 32)[-1] == (416, 449) and len(batch_slices(449, 32)) == 14  # 449 = 14·32 + 1
+    assert batch_slices(33, 32) == [(0, 33)]
+    assert batch_slices(1, 32) == [(0, 1)]
+    for n in range(1, 200):
+        s = batch_slices(n, 16)
+        assert s[0][0] == 0 and s[-1][1] == n and all(a[1] == b[0] for a, b in zip(s, s[1:]))
+        assert n == 1 or all(stop - start > 1 for start, stop in s)
