@@ -28,6 +28,7 @@ def _ok(at):
 def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(open_page, with_method_ckpts):
     at = open_page("pages/future_knee.py")
     _ok(at)
+    at.selectbox(key="future.ckpt").set_value(str(with_method_ckpts / "ld"))  # the tiny one, not a bundled one
     at.toggle(key="future.go").set_value(True)
     at.slider(key="future.n").set_value(3)
     at.select_slider(key="future.steps").set_value(10).run()
@@ -53,6 +54,7 @@ def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(o
 def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, with_method_ckpts):
     at = open_page("pages/key_exchange.py")
     _ok(at)
+    at.selectbox(key="exchange.ckpt").set_value(str(with_method_ckpts / "ke")).run()
     captions = [i.proto.imgs[0].caption for i in at.image]
     probs = [c for c in captions if "P(KL 2)" in c]
     assert len(probs) == 4
@@ -73,6 +75,7 @@ def test_future_knee_page_places_the_risk_among_the_cohort_after_the_reference_j
     from oaviz.services import jobs
 
     at = open_page("pages/future_knee.py")
+    at.selectbox(key="future.ckpt").set_value(str(with_method_ckpts / "ld"))
     at.toggle(key="future.go").set_value(True)
     at.slider(key="future.n").set_value(2)
     at.select_slider(key="future.steps").set_value(10).run()
@@ -100,6 +103,7 @@ def test_key_exchange_page_generates_an_augmentation_cohort_as_a_job(open_page, 
     from oaviz.services import jobs
 
     at = open_page("pages/key_exchange.py")
+    at.selectbox(key="exchange.ckpt").set_value(str(with_method_ckpts / "ke"))
     at.number_input(key="exchange.pairs").set_value(10)
     at.text_input(key="exchange.name").set_value("aug-test").run()
     at.button(key="exchange.augment").click().run()
