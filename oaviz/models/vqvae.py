@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from oaviz.paths import resolve_checkpoint_path
 from oaviz.models.base import Autoencoder, ConfigError, Encoded, LossOutput, build_model, register_model
 
 
@@ -280,17 +280,6 @@ class VQVAE(Autoencoder):
             return
         self.last_restarts = self.quantizer.update(*self._last)
         self._last = None
-
-
-def resolve_checkpoint_path(path: str) -> Path:
-    """A checkpoint folder named in a config: absolute, relative to the working
-    directory, or the name of a bundled checkpoint (``oaviz.paths.checkpoints_dir``)."""
-    from oaviz.paths import checkpoints_dir
-
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return checkpoints_dir() / p
 
 
 def load_frozen_model(path: str, model_type: str) -> Autoencoder:

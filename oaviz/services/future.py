@@ -29,7 +29,7 @@ from oaviz.analysis.progression_risk import progression_risk
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
-from oaviz.models.vqvae import resolve_checkpoint_path
+from oaviz.paths import resolve_checkpoint_path
 from oaviz.services.model_io import array_input, as_checkpoint, eval_mode, model_inputs
 from oaviz.training.checkpoint import LoadedCheckpoint, load_checkpoint
 from oaviz.training.data import resize_images
