@@ -21,6 +21,20 @@ def with_method_ckpts(app_home, tmp_path, monkeypatch):
     return root
 
 
+def _wait_finished(run: str, timeout_s: float = 120):
+    """The job of run folder ``run`` once it has ended; it must have finished."""
+    import time
+
+    from oaviz.services import jobs
+
+    deadline = time.time() + timeout_s
+    while jobs.read_job(run).status == "running" and time.time() < deadline:
+        time.sleep(0.5)
+    job = jobs.read_job(run)
+    assert job.status == "finished", (job.status, job.message, jobs.log_tail(run, 20))
+    return job
+
+
 def _ok(at):
     assert not at.exception, [e.value for e in at.exception]
 
@@ -70,9 +84,7 @@ def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, wi
 
 
 def test_future_knee_page_places_the_risk_among_the_cohort_after_the_reference_job(open_page, with_method_ckpts):
-    import time
 
-    from oaviz.services import jobs
 
     at = open_page("pages/future_knee.py")
     at.selectbox(key="future.ckpt").set_value(str(with_method_ckpts / "ld"))
@@ -83,12 +95,7 @@ def test_future_knee_page_places_the_risk_among_the_cohort_after_the_reference_j
     assert not any(m.label == "Place among the cohort" for m in at.metric)
     at.button(key="future.reference").click().run()
     _ok(at)
-    run = at.session_state["future.jobs"][0]
-    deadline = time.time() + 120
-    while jobs.read_job(run).status == "running" and time.time() < deadline:
-        time.sleep(0.5)
-    job = jobs.read_job(run)
-    assert job.status == "finished", (job.status, job.message, jobs.log_tail(run, 20))
+    _wait_finished(at.session_state["future.jobs"][0])
     at.run()
     _ok(at)
     placed = next(m for m in at.metric if m.label == "Place among the cohort")
@@ -97,10 +104,8 @@ def test_future_knee_page_places_the_risk_among_the_cohort_after_the_reference_j
 
 
 def test_key_exchange_page_generates_an_augmentation_cohort_as_a_job(open_page, with_method_ckpts):
-    import time
 
     from oaviz.data.cohort import load_cohort
-    from oaviz.services import jobs
 
     at = open_page("pages/key_exchange.py")
     at.selectbox(key="exchange.ckpt").set_value(str(with_method_ckpts / "ke"))
@@ -108,11 +113,6 @@ def test_key_exchange_page_generates_an_augmentation_cohort_as_a_job(open_page, 
     at.text_input(key="exchange.name").set_value("aug-test").run()
     at.button(key="exchange.augment").click().run()
     _ok(at)
-    run = at.session_state["exchange.jobs"][0]
-    deadline = time.time() + 120
-    while jobs.read_job(run).status == "running" and time.time() < deadline:
-        time.sleep(0.5)
-    job = jobs.read_job(run)
-    assert job.status == "finished", (job.status, job.message, jobs.log_tail(run, 20))
+    job = _wait_finished(at.session_state["exchange.jobs"][0])
     aug = load_cohort(job.output)
     assert len(aug) == 20 and aug.info["source"] == "kecae-augmentation"
