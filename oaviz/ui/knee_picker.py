@@ -56,7 +56,7 @@ def pick_knee(cohort: Cohort, label: str, key: str, default_row: int = 0, allow_
         grade = f" · KL {int(m['kl'])}" if has_kl and not pd.isna(m["kl"]) else ""
         return f"{m['image_id']}{grade} · {m['side']} · month {m['visit_month']}"
 
-    row = st.selectbox(label if not allow_upload else f"{label}: knee", range(len(meta)), key=key,
+    row = st.selectbox(label if not allow_upload else f"{label} from the cohort", range(len(meta)), key=key,
                        format_func=describe)
     return int(row)
 
