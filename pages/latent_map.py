@@ -6,6 +6,8 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.data.errors import DataError
+from oaviz.models.base import ConfigError
 from oaviz.services.latent_map import decode_at, neighbours, selection_stats
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8
@@ -67,7 +69,7 @@ with st.expander("Upload a knee (PNG, JPEG or DICOM) and see where it lands"):
     if f is not None:
         try:
             upload = cached.embed_upload(model, cohort_path, method, params, max_points, seed, f.getvalue(), f.name)
-        except Exception as e:  # noqa: BLE001 - a bad upload is reported in place, the page keeps working
+        except (DataError, ConfigError, ValueError) as e:  # a bad upload is reported in place; the page goes on
             st.error(f"Cannot place {f.name}: {e}", icon=":material/error:")
 
 extra = []
