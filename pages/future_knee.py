@@ -8,10 +8,10 @@ import streamlit as st
 
 from oaviz.services import cohort_risk
 from oaviz.services import jobs as job_service
-from oaviz.ui import cached, jobs_panel, layout, loaders, state
+from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
-from oaviz.ui.model_pick import current_model
+from oaviz.ui.model_pick import current_model, pick_checkpoint_of
 from oaviz.ui.navigation import page_by_file
 from oaviz.ui.theme import PLOT_FONT
 
@@ -22,14 +22,12 @@ layout.page_header(PAGE.title, "A latent diffusion model, trained on pairs of vi
 cohort = layout.current_cohort()
 if cohort is None:
     st.stop()
-entries = [e for e in loaders.checkpoint_entries() if e.model_type == "latent_diffusion"]
-if not entries:
-    st.info("No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
-            "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "
-            "(see the README).", icon=":material/info:")
+ckpt = pick_checkpoint_of("latent_diffusion", "Diffusion checkpoint", "future.ckpt",
+                          "No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
+                          "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "
+                          "(see the README).")
+if ckpt is None:
     st.stop()
-ckpt = st.selectbox("Diffusion checkpoint", [str(e.path) for e in entries], key="future.ckpt",
-                    format_func=lambda p: next(e.label for e in entries if str(e.path) == p))
 cohort_path = str(cohort.path)
 
 c = st.columns([2, 1, 1, 1])

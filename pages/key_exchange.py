@@ -11,6 +11,7 @@ from oaviz.services.cohorts import cohort_dir_for
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.images import heat, to_uint8
+from oaviz.ui.model_pick import pick_checkpoint_of
 from oaviz.ui.navigation import page_by_file
 
 PAGE = page_by_file("pages/key_exchange.py")
@@ -20,16 +21,13 @@ layout.page_header(PAGE.title, "KECAE splits each knee's code into key features 
 cohort = layout.current_cohort()
 if cohort is None:
     st.stop()
-entries = [e for e in loaders.checkpoint_entries() if e.model_type == "kecae"]
-if not entries:
-    st.info("No KECAE checkpoint yet: `oaviz train kecae --data COHORT --out CKPT` (see the README).",
-            icon=":material/info:")
-    st.stop()
 if not cohort.has_kl:
     st.info("Key exchange needs KL grades to find KL 0 and KL 2 knees.")
     st.stop()
-ckpt = st.selectbox("KECAE checkpoint", [str(e.path) for e in entries], key="exchange.ckpt",
-                    format_func=lambda p: next(e.label for e in entries if str(e.path) == p))
+ckpt = pick_checkpoint_of("kecae", "KECAE checkpoint", "exchange.ckpt",
+                          "No KECAE checkpoint yet: `oaviz train kecae --data COHORT --out CKPT` (see the README).")
+if ckpt is None:
+    st.stop()
 info = loaders.checkpoint(ckpt).info
 ga, gb = int(info["config"].get("grade_a", 0)), int(info["config"].get("grade_b", 2))
 meta = cohort.metadata

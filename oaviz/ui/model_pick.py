@@ -62,3 +62,13 @@ def current_model(kind: str = "autoencoder") -> PickedModel | None:
     path = str(entry.path)
     return PickedModel(path=path, model_type=entry.model_type, label=entry.label,
                        loaded=loaders.checkpoint(path), content_hash=loaders.checkpoint_hash(path))
+
+
+def pick_checkpoint_of(model_type: str, label: str, key: str, missing: str) -> str | None:
+    """A selectbox over the checkpoints of one model type (bundled first); None, with ``missing`` shown, when none."""
+    entries = [e for e in loaders.checkpoint_entries() if e.model_type == model_type]
+    if not entries:
+        st.info(missing, icon=":material/info:")
+        return None
+    labels = {str(e.path): e.label for e in entries}
+    return st.selectbox(label, list(labels), key=key, format_func=labels.get)

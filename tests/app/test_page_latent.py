@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from tests.app.helpers import assert_no_exception, needs_bundled
+
 import pytest
 
 from oaviz.paths import checkpoints_dir
 
-needs_bundled = pytest.mark.skipif(not (checkpoints_dir() / "beta_vae-demo" / "config.json").is_file(),
-                                   reason="bundled β-VAE checkpoint missing (make checkpoints)")
 
 
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
+_ok = assert_no_exception
 
 
 @needs_bundled

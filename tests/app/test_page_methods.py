@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tests.app.helpers import assert_no_exception
+
 import shutil
 
 import pytest
@@ -35,8 +37,7 @@ def _wait_finished(run: str, timeout_s: float = 120):
     return job
 
 
-def _ok(at):
-    assert not at.exception, [e.value for e in at.exception]
+_ok = assert_no_exception
 
 
 def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(open_page, with_method_ckpts):
