@@ -68,6 +68,11 @@ def kl_from_severity(s: np.ndarray) -> np.ndarray:
     return np.clip(np.floor(np.asarray(s) + 0.5), 0, 4).astype(np.int64)
 
 
+# Relative chance of being a progressor by baseline KL 0–4: likelier in early/moderate OA than in
+# healthy knees, none at KL 4 (nowhere left to go). The only image-visible predictor of progression.
+PROGRESSION_RELATIVE_RISK = np.array([0.55, 1.5, 1.55, 1.2, 0.0])
+
+
 def sample_severity(rng: np.random.Generator, n: int, progressor_fraction: float):
     """Baseline severity, yearly progression rate and progressor flag per subject."""
     k0 = rng.choice(5, size=n, p=BASELINE_PREVALENCE)
@@ -75,8 +80,7 @@ def sample_severity(rng: np.random.Generator, n: int, progressor_fraction: float
     lo = np.where(k0 == 0, 0.0, k0 - 0.5)
     hi = np.where(k0 == 4, 4.0, k0 + 0.5)
     s0 = lo + u * (hi - lo) * 0.999
-    # Progression is likelier in early/moderate OA than in healthy knees.
-    p_prog = progressor_fraction * np.array([0.55, 1.5, 1.55, 1.2, 0.0])[k0]
+    p_prog = progressor_fraction * PROGRESSION_RELATIVE_RISK[k0]
     p_prog *= progressor_fraction / max(p_prog.mean(), 1e-9) if p_prog.mean() > 0 else 0
     progressor = rng.uniform(0, 1, n) < np.clip(p_prog, 0, 1)
     slow = rng.exponential(0.025, n)                    # grades per year, almost stable

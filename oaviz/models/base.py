@@ -104,6 +104,10 @@ class OAModel(nn.Module):
     def on_train_step_end(self, batch: dict[str, torch.Tensor], step: int) -> None:
         """Hook after each optimiser step (e.g. VAESim's EMA prototype update)."""
 
+    def validation_score(self, val: dict[str, float]) -> float:
+        """Lower is better; picks the best epoch (and drives early stopping). Default: the validation loss."""
+        return float(val["loss"])
+
     @property
     def embed_dim(self) -> int:
         raise NotImplementedError

@@ -49,6 +49,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from oaviz.data.augment import random_acquisition
 from oaviz.data.errors import DataError
 from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
 
@@ -74,6 +75,8 @@ class KECAEConfig:
     lambda_fisher: float = 1e-3              # λ2: Fisher ratio between key and non-key vectors
     discriminator: str = "frozen"            # "frozen" (paper) | "joint" (public code)
     discriminator_pretrain_steps: int = 1000  # frozen mode: steps the discriminator trains before it is frozen
+    discriminator_checkpoint: str = ""       # frozen mode: judge with this pretrained KL classifier (e.g. multitask)
+    augment: bool = False                    # train on random re-acquisitions (pose, exposure, mirror) of each pair
     fisher_eps: float = 1e-8
     fisher_scope: str = "batch"              # "batch" (public code, stable) | "image" (eq. 7 per image)
     grade_a: int = 0                         # KL grade of `image` (label 0 of the discriminator)
@@ -94,6 +97,8 @@ class KECAEConfig:
             raise ValueError("lambda_sup, lambda_fisher and discriminator_pretrain_steps must be >= 0")
         if self.grade_a == self.grade_b:
             raise ValueError("grade_a and grade_b must differ")
+        if self.discriminator_checkpoint and self.discriminator != "frozen":
+            raise ValueError("discriminator_checkpoint is a frozen pretrained judge; it needs discriminator='frozen'")
 
 
 def fisher_ratio(key: torch.Tensor, nonkey: torch.Tensor, eps: float = 1e-8, scope: str = "batch") -> torch.Tensor:
@@ -161,11 +166,34 @@ class Discriminator(nn.Module):
         return self.head(torch.cat([F.adaptive_avg_pool2d(f, 1), F.adaptive_max_pool2d(f, 1)], 1).flatten(1))
 
 
+class PretrainedJudge(nn.Module):
+    """A pretrained KL classifier (multi-task or any model with ``forward(x)["kl"]``) as a frozen
+    KL a vs KL b judge: logits [B, 2] = its KL a and KL b logits (softmax over the two is
+    P(KL b | KL a or b)). Loaded from safetensors, eval mode, parameters frozen; gradients still
+    reach the images it judges."""
+
+    def __init__(self, checkpoint: str, grade_a: int, grade_b: int, image_size: int):
+        super().__init__()
+        from oaviz.models.vqvae import load_frozen_model      # the one safetensors loader for frozen parts
+
+        self.model = load_frozen_model(checkpoint, "multitask")
+        if int(self.model.config.image_size) != int(image_size):
+            raise ValueError(f"discriminator_checkpoint {checkpoint} works at {self.model.config.image_size} px, "
+                             f"this KECAE at {image_size} px")
+        self.grades = [int(grade_a), int(grade_b)]
+
+    def train(self, mode: bool = True):
+        return super().train(False)                            # batch-norm statistics stay fixed
+
+    def forward(self, x):
+        return self.model(x)["kl"][:, self.grades]
+
+
 @register_model("kecae", KECAEConfig, presets={
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256, 256], "disc_widths": [16, 32, 64, 64],
-             "discriminator_pretrain_steps": 300, "lr": 2e-4, "batch_size": 32, "epochs": 40},
+             "discriminator_pretrain_steps": 300, "lr": 2e-4, "batch_size": 32, "epochs": 40, "augment": True},
     "paper": {"image_size": 299, "widths": [32, 64, 128, 256, 512, 1024, 2048], "disc_widths": [32, 64, 128, 256],
-              "discriminator_pretrain_steps": 2000, "lr": 1e-4, "batch_size": 32, "epochs": 1000},
+              "discriminator_pretrain_steps": 2000, "lr": 1e-4, "batch_size": 32, "epochs": 1000, "augment": True},
 }, description="KECAE: key/non-key exchange between KL 0 and KL 2 knees (augmentation)")
 class KECAE(Autoencoder):
     batch_kind = "grade_pairs"
@@ -176,6 +204,22 @@ class KECAE(Autoencoder):
         self.nonkey_encoder = _encoder(config.widths)
         self.decoder = _decoder(config.widths, self.sizes)
         self.discriminator = Discriminator(config.disc_widths)
+        self.__dict__["_judge"] = None
+        if config.discriminator_checkpoint:
+            self.__dict__["_judge"] = PretrainedJudge(config.discriminator_checkpoint, config.grade_a,
+                                                      config.grade_b, config.image_size)
+
+    @property
+    def judge(self) -> nn.Module:
+        """What decides KL a vs KL b: the pretrained classifier when one is named, else the own discriminator."""
+        return self.__dict__["_judge"] or self.discriminator
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to()/.cuda() also move the pretrained judge, which sits outside the module tree (not saved here).
+        super()._apply(fn, *args, **kwargs)
+        if self.__dict__["_judge"] is not None:
+            self.__dict__["_judge"]._apply(fn, *args, **kwargs)
+        return self
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -228,6 +272,8 @@ class KECAE(Autoencoder):
 
     def discriminator_logits(self, x: torch.Tensor, train_weights: bool = True) -> torch.Tensor:
         """Logits [B, 2]; with ``train_weights=False`` gradients reach x but not the discriminator's weights."""
+        if self.__dict__["_judge"] is not None:
+            return self.judge(x)                   # frozen: its parameters never require grad
         if train_weights:
             return self.discriminator(x)
         params = {k: v.detach() for k, v in self.discriminator.named_parameters()}
@@ -238,21 +284,34 @@ class KECAE(Autoencoder):
         c = self.config
         how = (f"pretrained on the real pairs for {c.discriminator_pretrain_steps} steps, then frozen (paper)"
                if c.discriminator == "frozen" else "trained jointly with the autoencoder on the real pairs (public code)")
+        if c.discriminator_checkpoint:
+            how = (f"is the frozen pretrained classifier {c.discriminator_checkpoint} (its KL {c.grade_a} and "
+                   f"KL {c.grade_b} logits; paper regime)")
         return {"discriminator": f"KL {c.grade_a} vs KL {c.grade_b} discriminator {how}",
                 "loss": f"MSE + {c.lambda_sup:g}·CE(exchanged, swapped labels) + {c.lambda_fisher:g}·Fisher ratio "
                         f"({c.fisher_scope} scope)"}
 
     @torch.no_grad()
     def discriminator_proba(self, x: torch.Tensor) -> torch.Tensor:
-        """P(image shows KL grade_b) [B]."""
-        return F.softmax(self.discriminator(x), dim=1)[:, 1]
+        """P(image shows KL grade_b) [B] (between the two grades), from the judge."""
+        return F.softmax(self.judge(x), dim=1)[:, 1]
+
+    def validation_score(self, val: dict[str, float]) -> float:
+        """Reconstruction + λ1·exchange CE. The Fisher ratio is left out: a batch-level ratio of
+        variances to a squared mean gap swings by orders of magnitude between batches (10⁴–10⁶
+        here), so a total that includes it would pick whichever epoch had a lucky validation batch."""
+        return float(val["mse"]) + self.config.lambda_sup * float(val["sup"])
 
     def discriminator_trains(self, step: int) -> bool:
-        """Whether the discriminator's own loss is in the objective at ``step``."""
+        """Whether the own discriminator's loss is in the objective at ``step`` (never with a pretrained judge)."""
+        if self.__dict__["_judge"] is not None:
+            return False
         return self.config.discriminator == "joint" or step < self.config.discriminator_pretrain_steps
 
     def exchange_term_on(self, step: int) -> bool:
         """Whether λ1·CE(exchanged) is in the objective (frozen mode: only once the discriminator is trained)."""
+        if self.__dict__["_judge"] is not None:
+            return True
         return self.config.discriminator == "joint" or step >= self.config.discriminator_pretrain_steps
 
     def loss(self, batch, step: int = 0) -> LossOutput:
@@ -261,6 +320,10 @@ class KECAE(Autoencoder):
                             "this batch has no 'image_pair'")
         xa, xb = batch["image"], batch["image_pair"]
         c = self.config
+        if c.augment and self.training:
+            # A few hundred images per grade: without new acquisitions the exchange memorises the
+            # training knees (flips 95 % of training pairs and 45 % of unseen ones).
+            xa, xb = random_acquisition(xa), random_acquisition(xb)
         out = self.forward_pair(xa, xb)
         ya = torch.zeros(len(xa), dtype=torch.long, device=xa.device)
         yb = torch.ones(len(xb), dtype=torch.long, device=xb.device)
@@ -272,7 +335,7 @@ class KECAE(Autoencoder):
                   + fisher_ratio(out["key_b"], out["nonkey_b"], c.fisher_eps, c.fisher_scope).mean())
         trains = self.discriminator_trains(step)
         with torch.set_grad_enabled(trains and torch.is_grad_enabled()):
-            real = self.discriminator(torch.cat([xa, xb]))
+            real = (self.discriminator if trains else self.judge)(torch.cat([xa, xb]))
             disc = F.cross_entropy(real, torch.cat([ya, yb]))
         total = mse + c.lambda_fisher * fisher
         if self.exchange_term_on(step):

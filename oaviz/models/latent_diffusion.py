@@ -34,11 +34,13 @@ from torch import nn
 from torch.nn import functional as F
 
 from oaviz.data.errors import DataError
+from oaviz.data.registration import register_follow_up
 from oaviz.models.base import ConfigError, LossOutput, OAModel, register_model
 from oaviz.models.diffusion_unet import DiffusionUNet
 from oaviz.models.vqvae import VQVAE, load_frozen_model
 
 SCHEDULES = ("cosine", "linear")
+TARGETS = ("follow_up", "change")
 
 
 # ----------------------------------------------------------------- the process
@@ -195,6 +197,9 @@ class _DiffusionConfig:
     schedule: str = "cosine"
     sample_steps: int = 50                 # default DDIM steps
     horizon_months: int = 12               # visit gap the pairs were drawn with (recorded for the card)
+    target: str = "follow_up"              # what the process generates: "follow_up" or "change" (follow-up − baseline)
+    register_visits: bool = False          # train on follow-ups registered onto their baseline (landmarks)
+    residual_decode: bool = True           # future image = today + decode(future) − decode(today)
     lr: float = 1e-4
     batch_size: int = 32
     epochs: int = 100
@@ -202,6 +207,8 @@ class _DiffusionConfig:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
         if self.width < 1 or not self.mults or self.res_blocks < 1 or self.num_steps < 1 or self.sample_steps < 1:
             raise ValueError("width, mults, res_blocks, num_steps and sample_steps must be positive")
 
@@ -218,9 +225,19 @@ class PixelDiffusionConfig(_DiffusionConfig):
 
 
 class _ConditionalDiffusion(OAModel):
-    batch_kind = "visit_pairs"
-    """Shared by the latent and pixel models: data space, loss, sampling of futures."""
+    """Shared by the latent and pixel models: data space, loss, sampling of futures.
 
+    ``target="follow_up"`` diffuses the follow-up itself. ``target="change"``
+    diffuses the follow-up minus the baseline (in the process space,
+    standardised per channel with the first training batch's statistics): a
+    follow-up mostly *is* its baseline, so generating the change keeps the
+    knee's own anatomy and spends the model on what progresses. With
+    ``register_visits`` the training follow-ups are first registered onto
+    their baselines (oaviz.data.registration), so the change is disease, not
+    repositioning, and generated futures share today's pose.
+    """
+
+    batch_kind = "visit_pairs"
     clip: tuple[float, float] | None = None
 
     def __init__(self, config, channels: int):
@@ -229,6 +246,10 @@ class _ConditionalDiffusion(OAModel):
         self.net = DiffusionUNet(channels, channels, channels, width=config.width, mults=config.mults,
                                  res_blocks=config.res_blocks, attention=config.attention, dropout=config.dropout)
         self.diffusion = GaussianDiffusion(config.num_steps, config.schedule)
+        if config.target == "change":
+            self.register_buffer("change_mean", torch.zeros(channels))
+            self.register_buffer("change_std", torch.ones(channels))
+            self.register_buffer("change_stats_initialised", torch.zeros((), dtype=torch.bool))
 
     def to_space(self, x: torch.Tensor) -> torch.Tensor:
         """Images [B,1,H,W] in [0,1] -> the space the process runs in."""
@@ -238,12 +259,44 @@ class _ConditionalDiffusion(OAModel):
         """Process space -> images [B,1,H,W] in [0,1]."""
         raise NotImplementedError
 
-    def loss(self, batch, step: int = 0) -> LossOutput:
+    def _change_stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, -1) + (1,) * (like.ndim - 2)
+        return self.change_mean.view(shape).to(like.dtype), self.change_std.view(shape).to(like.dtype)
+
+    def target_from(self, now: torch.Tensor, nxt: torch.Tensor) -> torch.Tensor:
+        """What the process generates, from baseline and follow-up in process space [B, C, h, w]."""
+        if self.config.target == "follow_up":
+            return nxt
+        d = nxt - now
+        if self.training and not bool(self.change_stats_initialised):
+            with torch.no_grad():
+                dims = [0] + list(range(2, d.ndim))
+                self.change_mean.copy_(d.float().mean(dims))
+                self.change_std.copy_(d.float().std(dims).clamp_min(1e-6))
+                self.change_stats_initialised.fill_(True)
+        mean, std = self._change_stats(d)
+        return (d - mean) / std
+
+    def follow_up_from(self, now: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Inverse of ``target_from``: a generated target -> the follow-up in process space."""
+        if self.config.target == "follow_up":
+            return y
+        mean, std = self._change_stats(y)
+        return now + y * std + mean
+
+    def training_pair(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x₀ the process learns to generate, the condition), both [B, C, h, w]."""
         if "image_next" not in batch:
             raise DataError(f"{self.model_type} needs batches of visit pairs: 'image' (baseline) and "
                             "'image_next' (follow-up); this batch has no 'image_next'")
-        x0 = self.to_space(batch["image_next"])
+        nxt_img = batch["image_next"]
+        if self.config.register_visits and "landmarks" in batch and "landmarks_next" in batch:
+            nxt_img = register_follow_up(nxt_img, batch["image"], batch["landmarks_next"], batch["landmarks"])
         cond = self.to_space(batch["image"])
+        return self.target_from(cond, self.to_space(nxt_img)), cond
+
+    def loss(self, batch, step: int = 0) -> LossOutput:
+        x0, cond = self.training_pair(batch)
         mse = self.diffusion.training_loss(self.net, x0, cond)
         return LossOutput(mse, {"mse_v": mse.detach()})
 
@@ -251,7 +304,7 @@ class _ConditionalDiffusion(OAModel):
     def sample_space(self, image: torch.Tensor, n_samples: int = 1, steps: int | None = None, eta: float = 0.0,
                      seed: int | None = None, generator: torch.Generator | None = None,
                      chunk: int = 64) -> torch.Tensor:
-        """n futures per baseline in process space: [B, n, C, h, w]."""
+        """n follow-ups per baseline in process space: [B, n, C, h, w]."""
         if generator is None:
             # Without a seed, draw one from the global RNG (so torch.manual_seed still makes runs repeatable).
             seed = int(torch.randint(0, 2 ** 62, (1,)).item()) if seed is None else int(seed)
@@ -262,27 +315,42 @@ class _ConditionalDiffusion(OAModel):
         for i in range(0, len(cond), chunk):
             out.append(self.diffusion.ddim_sample(self.net, cond[i:i + chunk], steps or self.config.sample_steps,
                                                   eta=eta, generator=generator, x_T=x_T[i:i + chunk], clip=self.clip))
-        y = torch.cat(out)
+        y = self.follow_up_from(cond, torch.cat(out))
         return y.view(image.shape[0], n_samples, *y.shape[1:])
 
     @torch.no_grad()
     def sample_future(self, image: torch.Tensor, n_samples: int = 1, steps: int | None = None, eta: float = 0.0,
                       seed: int | None = None, generator: torch.Generator | None = None,
                       chunk: int = 64) -> torch.Tensor:
-        """Generated follow-ups of baselines image [B,1,H,W]: [B, n, 1, H, W] in [0, 1]."""
+        """Generated follow-ups of baselines image [B,1,H,W]: [B, n, 1, H, W] in [0, 1].
+
+        With ``residual_decode`` a future is today's image plus the decoded change,
+        image + decode(generated) − decode(today's own latent): what the autoencoder
+        blurs or shifts in every image (the joint line, fine texture) cancels, so the
+        futures keep today's detail and differ from it only where the model changed it.
+        """
         y = self.sample_space(image, n_samples, steps, eta, seed, generator, chunk)
         b, n = y.shape[:2]
-        imgs = self.from_space(y.flatten(0, 1))
-        return imgs.view(b, n, *imgs.shape[1:])
+        imgs = self.from_space(y.flatten(0, 1)).view(b, n, *image.shape[1:])
+        if self.config.residual_decode:
+            imgs = (image[:, None] + imgs - self.reconstruct(image)[:, None]).clamp(0, 1)
+        return imgs
+
+    @torch.no_grad()
+    def reconstruct(self, image: torch.Tensor) -> torch.Tensor:
+        """Today through the process space and back [B,1,H,W] (the autoencoder's reconstruction)."""
+        return self.from_space(self.to_space(image))
 
 
 @register_model("latent_diffusion", LatentDiffusionConfig, presets={
     "demo": {"image_size": 128, "width": 64, "mults": [1, 2, 2], "res_blocks": 1, "attention": True,
-             "sample_steps": 50, "lr": 2e-4, "batch_size": 32, "epochs": 40},
+             "sample_steps": 50, "lr": 2e-4, "batch_size": 32, "epochs": 40, "target": "change",
+             "register_visits": True},
     # U-Net 24.5 M parameters; with the paper VQ-VAE (4.9 M) and multitask classifier (5.5 M) about the
     # 35 M the source paper reports for its whole pipeline.
     "paper": {"image_size": 256, "width": 128, "mults": [1, 2, 2], "res_blocks": 2, "attention": True,
-              "sample_steps": 50, "lr": 1e-4, "batch_size": 32, "epochs": 200},
+              "sample_steps": 50, "lr": 1e-4, "batch_size": 32, "epochs": 200, "target": "change",
+              "register_visits": True},
 }, description="conditional latent diffusion of the follow-up knee (VQ-VAE latent, v-prediction, DDIM)")
 class LatentDiffusion(_ConditionalDiffusion):
     """Denoises the follow-up's VQ-VAE latent given the baseline's; the VQ-VAE is frozen and not saved here."""
@@ -312,7 +380,11 @@ class LatentDiffusion(_ConditionalDiffusion):
         c = self.config
         return {"vqvae": c.vqvae_checkpoint or "(in memory)", "classifier": c.classifier_checkpoint or "(none named)",
                 "process": f"{c.schedule} schedule, {c.num_steps} steps, v-prediction, DDIM {c.sample_steps} steps",
-                "horizon_months": str(c.horizon_months)}
+                "horizon_months": str(c.horizon_months),
+                "generates": ("the change from the baseline latent (follow-up = baseline + change)"
+                              if c.target == "change" else "the follow-up latent itself"),
+                "training_pairs": ("follow-ups registered onto their baselines (landmark similarity + grey-level "
+                                   "match) before encoding" if c.register_visits else "follow-ups as acquired")}
 
     @property
     def vqvae(self) -> VQVAE:
@@ -364,8 +436,12 @@ class LatentDiffusion(_ConditionalDiffusion):
         return y * std + mean
 
     def from_space(self, y):
+        """Latents -> images. With ``residual_decode`` the latent is decoded as it is (no snapping
+        to the codebook): the generated change is small, and quantising would round it back onto
+        today's codes; both terms of the residual go through the same continuous decoder."""
         with torch.no_grad():
-            return self.vqvae.decode_continuous(self.to_latent(y))
+            z = self.to_latent(y)
+            return self.vqvae.decode(z).clamp(0, 1) if self.config.residual_decode else self.vqvae.decode_continuous(z)
 
     @torch.no_grad()
     def sample_future_latents(self, image, n_samples: int = 1, **kw) -> torch.Tensor:
@@ -376,9 +452,11 @@ class LatentDiffusion(_ConditionalDiffusion):
 
 @register_model("pixel_diffusion", PixelDiffusionConfig, presets={
     "demo": {"image_size": 128, "width": 64, "mults": [1, 2, 2], "res_blocks": 1, "attention": True,
-             "sample_steps": 50, "lr": 2e-4, "batch_size": 16, "epochs": 40},
+             "sample_steps": 50, "lr": 2e-4, "batch_size": 16, "epochs": 40, "target": "change",
+             "register_visits": True},
     "paper": {"image_size": 256, "width": 128, "mults": [1, 2, 2], "res_blocks": 2, "attention": True,
-              "sample_steps": 50, "lr": 1e-4, "batch_size": 16, "epochs": 200},
+              "sample_steps": 50, "lr": 1e-4, "batch_size": 16, "epochs": 200, "target": "change",
+              "register_visits": True},
 }, description="pixel-space diffusion baseline (same U-Net and sampler), for the latent speed-up")
 class PixelDiffusion(_ConditionalDiffusion):
     """The same process and U-Net on the images themselves, scaled to [−1, 1]."""
@@ -387,7 +465,7 @@ class PixelDiffusion(_ConditionalDiffusion):
         if config.image_size % (2 ** (len(config.mults) - 1)):
             raise ConfigError(f"image_size {config.image_size} is not divisible by 2^{len(config.mults) - 1}")
         super().__init__(config, channels=1)
-        self.clip = (-1.0, 1.0) if config.clip_denoised else None
+        self.clip = (-1.0, 1.0) if config.clip_denoised and config.target == "follow_up" else None
 
     @property
     def embed_dim(self) -> int:

@@ -162,7 +162,7 @@ class PairTensors:
 
     def batch(self, idx, device) -> dict[str, torch.Tensor]:
         """The first images' keys plus, for visit pairs, ``image_next``, ``kl_next`` and ``progressed``
-        (1 when the rater's KL rises, 0 when not, −1 when a grade is unknown); for grade pairs
+        (1 when the rater's KL rises, 0 when not, −1 when a grade is unknown) and ``landmarks_next``; for grade pairs
         ``image_pair`` and ``kl_pair``."""
         idx = torch.as_tensor(idx, dtype=torch.long)
         i0, i1 = self._pairs_t[idx, 0], self._pairs_t[idx, 1]
@@ -171,6 +171,7 @@ class PairTensors:
         if self.kind == "visit_pairs":
             known = (kl0 >= 0) & (kl1 >= 0)
             out["image_next"] = self.base.image[i1].to(device)
+            out["landmarks_next"] = self.base.landmarks[i1].to(device)
             out["kl_next"] = kl1.to(device)
             out["progressed"] = torch.where(known, (kl1 > kl0).long(), torch.full_like(kl0, -1)).to(device)
         else:

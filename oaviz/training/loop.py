@@ -224,7 +224,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
         ep_time = time.perf_counter() - t_ep
         log.write("epoch", epoch=epoch, train=train_means, val=val, elapsed_s=round(elapsed, 1),
                   epoch_s=round(ep_time, 1), eta_s=round(ep_time * (epochs - epoch - 1), 1))
-        score = val.get("loss", train_means.get("loss", math.inf))
+        score = model.validation_score(val) if val else train_means.get("loss", math.inf)
         if score < best_val - 1e-6:
             best_val, bad_epochs = score, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

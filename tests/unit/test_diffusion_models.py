@@ -325,10 +325,11 @@ def test_latent_diffusion_keeps_the_vqvae_frozen_and_out_of_its_weights():
     assert not vq.training
     assert m.card_notes()["vqvae"] == "(in memory)"
     # the process space is the standardised latent: zero mean, unit std per channel on the first batch
-    z = m.to_space(batch()["image_next"])
+    # (statistics taken from the first images encoded, the baselines)
+    z = m.to_space(batch()["image"])
     assert bool(m.stats_initialised)
     assert z.mean(dim=(0, 2, 3)).abs().max() < 1e-5 and (z.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-4
-    torch.testing.assert_close(m.to_latent(z), m.encode_latent(batch()["image_next"]), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(m.to_latent(z), m.encode_latent(batch()["image"]), rtol=1e-5, atol=1e-5)
 
 
 def test_sample_future_shapes_range_and_seed():
@@ -347,7 +348,14 @@ def test_sample_future_shapes_range_and_seed():
         if name == "latent_diffusion":
             z = m.sample_future_latents(x, 3, seed=5)
             assert z.shape == (2, 3, 2, 4, 4)
-            torch.testing.assert_close(m.vqvae.decode_continuous(z.flatten(0, 1)), s.flatten(0, 1))
+            # residual decoding: today + decode(future latent) − decode(today's latent), no codebook snapping
+            recon = m.vqvae.decode(m.encode_latent(x)).clamp(0, 1)
+            expected = (x[:, None] + m.vqvae.decode(z.flatten(0, 1)).clamp(0, 1).view_as(s) - recon[:, None]).clamp(0, 1)
+            torch.testing.assert_close(s, expected, rtol=0, atol=1e-5)
+            direct = tiny(name, vqvae=m.vqvae, residual_decode=False)
+            direct.load_state_dict(m.state_dict())
+            torch.testing.assert_close(direct.sample_future(x, n_samples=3, seed=5).flatten(0, 1),
+                                       m.vqvae.decode_continuous(z.flatten(0, 1)))
 
 
 def test_pair_models_need_image_next():

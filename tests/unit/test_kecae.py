@@ -196,3 +196,42 @@ def test_config_strict_and_validated():
 def test_needs_image_pair():
     with pytest.raises(DataError, match="image_pair"):
         tiny().loss({"image": torch.rand(2, 1, 32, 32)})
+
+
+def test_pretrained_classifier_as_the_frozen_judge(tmp_path):
+    """discriminator_checkpoint: a saved multi-task classifier judges KL a vs KL b; it is never trained,
+    never saved inside the KECAE, and its two logits are the classifier's KL a and KL b logits."""
+    torch.manual_seed(0)
+    clf = build_model("multitask", make_config("multitask", "demo", {"image_size": 32, "widths": [4, 8, 8],
+                                                                      "deconv_widths": [8, 8]}))
+    clf.eval()
+    save_checkpoint(clf, tmp_path / "clf")
+    m = tiny(discriminator_checkpoint=str(tmp_path / "clf"))
+    assert not any(k.startswith("_judge") or "judge" in k for k in m.state_dict())
+    b = pairs()
+    x = torch.cat([b["image"], b["image_pair"]])
+    torch.testing.assert_close(m.discriminator_logits(x), clf(x)["kl"][:, [0, 2]])
+    assert not m.discriminator_trains(0) and m.exchange_term_on(0)     # no pretraining phase with a judge
+    judge_before = {k: v.clone() for k, v in m.judge.state_dict().items()}
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    m.train()
+    out = m.loss(b, 0)
+    assert out.terms["disc_training"] == 0 and torch.isfinite(out.total)
+    opt.zero_grad()
+    out.total.backward()
+    opt.step()
+    assert all(torch.equal(judge_before[k], v) for k, v in m.judge.state_dict().items())
+    assert all(p.grad is None for p in m.discriminator.parameters())   # the own discriminator sits idle
+    assert "pretrained classifier" in m.card_notes()["discriminator"]
+    with pytest.raises(ValueError, match="32 px"):
+        tiny(image_size=64, discriminator_checkpoint=str(tmp_path / "clf"))
+    with pytest.raises(ValueError, match="frozen"):
+        tiny(discriminator="joint", discriminator_checkpoint=str(tmp_path / "clf"))
+
+
+def test_validation_score_leaves_out_the_fisher_ratio():
+    m = tiny()
+    a = {"loss": 500.0, "mse": 0.02, "sup": 1.0, "fisher": 5e5}
+    b = {"loss": 0.9, "mse": 0.05, "sup": 1.2, "fisher": 10.0}
+    assert m.validation_score(a) == pytest.approx(0.02 + 0.01 * 1.0)
+    assert m.validation_score(a) < m.validation_score(b)      # better images and exchange win, whatever the ratio

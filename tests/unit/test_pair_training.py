@@ -73,8 +73,11 @@ def test_visit_pair_batches_hold_the_right_images_and_grades(cohort):
     train, _ = training_data(cohort, "visit_pairs", ld_config(), None, 0)
     idx = [0, 3, len(train) - 1]
     b = train.batch(idx, "cpu")
-    assert set(b) == {"image", "image_next", "kl", "kl_next", "oa", "label", "landmarks", "progressed"}
+    assert set(b) == {"image", "image_next", "kl", "kl_next", "oa", "label", "landmarks", "landmarks_next", "progressed"}
     pr = train.pair_rows[idx]
+    h, w = cohort.image_size
+    lm = cohort.landmarks()
+    torch.testing.assert_close(b["landmarks_next"], torch.from_numpy(lm[pr[:, 1]] / np.array([w, h], np.float32)))
     torch.testing.assert_close(b["image"], resize_images(cohort.images[pr[:, 0]], 32, 255.0))
     torch.testing.assert_close(b["image_next"], resize_images(cohort.images[pr[:, 1]], 32, 255.0))
     kl = cohort.metadata.kl.to_numpy()

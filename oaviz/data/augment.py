@@ -1,0 +1,39 @@
+"""Random repositioning and re-exposure of radiographs, for models that would otherwise memorise.
+
+A knee radiograph is never taken twice the same way: the knee sits a few
+millimetres off, a degree or two rotated, magnified a little differently,
+exposed brighter or darker, and left and right knees mirror each other.
+``random_acquisition`` redraws those per image, so a model trained on a few
+hundred images sees each one in many plausible acquisitions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+
+
+def random_acquisition(x: torch.Tensor, generator: torch.Generator | None = None, shift: float = 0.04,
+                       rotate_deg: float = 3.0, scale: float = 0.04, gain: float = 0.08, offset: float = 0.04,
+                       flip: bool = True) -> torch.Tensor:
+    """x [B, 1, H, W] in [0, 1] -> the same knees under new random acquisitions [B, 1, H, W] in [0, 1].
+
+    Per image, uniform in ±range: translation (fraction of the side), rotation (degrees),
+    magnification, grey-level gain and offset; and a left/right mirror with probability ½
+    when ``flip``. Border padding (no black corners). Random numbers come from
+    ``generator`` on the CPU, so a seeded generator gives the same draw on any device.
+    """
+    b = x.shape[0]
+    u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731  (uniform in [−1, 1])
+    ang = u() * math.radians(rotate_deg)
+    s = 1 + u() * scale
+    mirror = torch.where(torch.rand(b, generator=generator) < 0.5, -1.0, 1.0) if flip else torch.ones(b)
+    cos, sin = torch.cos(ang) * s, torch.sin(ang) * s
+    theta = torch.stack([torch.stack([cos * mirror, -sin, u() * shift * 2], -1),
+                         torch.stack([sin * mirror, cos, u() * shift * 2], -1)], 1)
+    g, o = 1 + u() * gain, u() * offset
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return (out * g.to(x).view(-1, 1, 1, 1) + o.to(x).view(-1, 1, 1, 1)).clamp(0, 1)
