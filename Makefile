@@ -54,4 +54,4 @@ checkpoints: $(STAMP) synth
 	$(TRAIN) vqvae --data $(DEFAULT_COHORT) --out checkpoints/vqvae-demo --epochs 12 --patience 0
 	$(TRAIN) multitask --data $(DEFAULT_COHORT) --out checkpoints/multitask-demo --epochs 8 --patience 3
 	$(TRAIN) latent_diffusion --data $(DEFAULT_COHORT) --out checkpoints/latent_diffusion-demo --epochs 40 --patience 0 --set vqvae_checkpoint=vqvae-demo --set classifier_checkpoint=multitask-demo
-	$(TRAIN) kecae --data $(DEFAULT_COHORT) --out checkpoints/kecae-demo --epochs 10 --patience 0
+	$(TRAIN) kecae --data $(DEFAULT_COHORT) --out checkpoints/kecae-demo --epochs 30 --patience 0 --set discriminator_checkpoint=multitask-demo

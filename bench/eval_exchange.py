@@ -1,12 +1,16 @@
 """Does the bundled KECAE exchange what matters, and does its augmentation set help a classifier?
 
 1. Flip rate: for random KL 0 / KL 2 test pairs, the share of exchanged images that the model's own
-   discriminator judges as the *other* grade (KL 0 knee + KL 2 key -> KL 2, and the reverse).
+   judge (its discriminator, or the frozen classifier it was trained against) calls the *other* grade
+   (KL 0 knee + KL 2 key -> KL 2, and the reverse). Because the exchange was optimised against that
+   judge, two checks that it did not optimise: the flip rate under an independent KL classifier
+   (INDEPENDENT, default the bundled single-KL dual head), and the medial joint-space width measured on
+   the images (exchanged − reconstruction: a KL 2 key should narrow a KL 0 knee, a KL 0 key widen a KL 2).
 2. Augmentation: a KL 0 vs KL 2 logistic-regression classifier on 32×32 pixels, trained on a small labelled
    subset of the train split, with and without the exchanged images of random pairs from that same subset
    (labels swapped as the exchange implies), scored on the test split; mean ± std over seeds.
 
-    .venv/bin/python bench/eval_exchange.py [CKPT=kecae-demo] [N_LABELLED=40] [SEEDS=5]
+    .venv/bin/python bench/eval_exchange.py [CKPT=kecae-demo] [N_LABELLED=40] [SEEDS=5] [INDEPENDENT]
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch.nn import functional as F
 
+from oaviz.analysis.image_metrics import joint_space_width
 from oaviz.data.cohort import load_cohort
 from oaviz.paths import default_cohort_dir
 from oaviz.services.exchange import exchange_images, require_kecae
 from oaviz.services.model_io import model_inputs
+from oaviz.services.reconstructions import landmark_setup
+from oaviz.training.checkpoint import load_checkpoint
 
 PIX = 32
 
@@ -39,17 +46,37 @@ def grade_rows(c, split: str, grade: int) -> np.ndarray:
     return np.flatnonzero(((m["split"] == split) & (m["kl"] == grade)).to_numpy())
 
 
-def exchanged(model, c, rows_a, rows_b, batch: int = 32):
-    """Images and P(grade_b) of the exchange for pairs (rows_a[i], rows_b[i])."""
+def exchanged(model, c, rows_a, rows_b, batch: int = 32, recon: bool = False):
+    """Images and P(grade_b) of the exchange for pairs (rows_a[i], rows_b[i]); with ``recon`` the
+    reconstructions too."""
     outs, probs = [], []
+    keys = ("exchanged_a", "exchanged_b") + (("recon_a", "recon_b") if recon else ())
     for i in range(0, len(rows_a), batch):
         xa, xb = model_inputs(model, c, rows_a[i:i + batch]), model_inputs(model, c, rows_b[i:i + batch])
         imgs, p = exchange_images(model, xa, xb)
-        outs.append((imgs["exchanged_a"], imgs["exchanged_b"]))
+        outs.append([imgs[k] for k in keys])
         probs.append((p["exchanged_a"], p["exchanged_b"], p["image_a"], p["image_b"]))
-    ea = torch.cat([o[0] for o in outs]); eb = torch.cat([o[1] for o in outs])
+    images = [torch.cat([o[j] for o in outs]) for j in range(len(keys))]
     pa, pb, ra, rb = (torch.cat([p[k] for p in probs]).numpy() for k in range(4))
-    return ea, eb, pa, pb, ra, rb
+    return (*images[:2], pa, pb, ra, rb, *images[2:])
+
+
+def independent_flips(path: str, ga: int, gb: int, ea, eb) -> tuple[float, float]:
+    """Flip rates of exchanged images under another KL classifier: P(b) vs P(a) from its KL probabilities."""
+    clf = load_checkpoint(path).model.eval()
+    with torch.no_grad():
+        pa, pb = clf.predict_kl_proba(ea), clf.predict_kl_proba(eb)
+    return float((pa[:, gb] > pa[:, ga]).float().mean()), float((pb[:, ga] > pb[:, gb]).float().mean())
+
+
+def jsw_change(c, rows, exchanged_imgs, recon_imgs) -> np.ndarray:
+    """Medial JSW (mm) of exchanged − reconstructed image, at each knee's own landmarks."""
+    lm, names, mm = landmark_setup(c, exchanged_imgs.shape[-1])
+    if lm is None:
+        return np.array([np.nan])
+    return np.array([joint_space_width(exchanged_imgs[i, 0].numpy(), lm[r], mm, names)["medial_mm"]
+                     - joint_space_width(recon_imgs[i, 0].numpy(), lm[r], mm, names)["medial_mm"]
+                     for i, r in enumerate(rows)])
 
 
 def main() -> None:
@@ -64,13 +91,21 @@ def main() -> None:
     ta, tb = grade_rows(c, "test", ga), grade_rows(c, "test", gb)
     n = min(len(ta), len(tb), 200)
     pa_rows, pb_rows = rng.choice(ta, n, replace=False), rng.choice(tb, n, replace=False)
-    _, _, pa, pb, ra, rb = exchanged(model, c, pa_rows, pb_rows)
+    ea, eb, pa, pb, ra, rb, rec_a, rec_b = exchanged(model, c, pa_rows, pb_rows, recon=True)
     print(f"{loaded.path.name}: discriminator {cfg.discriminator}; {n} test pairs KL {ga} / KL {gb}")
     print(f"discriminator on the real images: KL {ga} judged KL {gb} {np.mean(ra >= 0.5):.0%}, "
           f"KL {gb} judged KL {gb} {np.mean(rb >= 0.5):.0%}")
     print(f"flip rate: KL {ga} knee with the KL {gb} key judged KL {gb}: {np.mean(pa >= 0.5):.0%}; "
           f"KL {gb} knee with the KL {ga} key judged KL {ga}: {np.mean(pb < 0.5):.0%}; "
           f"both: {np.mean(np.r_[pa >= 0.5, pb < 0.5]):.0%}")
+    other = sys.argv[4] if len(sys.argv) > 4 else "checkpoints/dual_head-single_kl-demo"
+    fa, fb = independent_flips(other, ga, gb, ea, eb)
+    print(f"independent judge {other}: flips KL {ga} -> KL {gb} {fa:.0%}, KL {gb} -> KL {ga} {fb:.0%}, "
+          f"both {(fa + fb) / 2:.0%}")
+    da, db = jsw_change(c, pa_rows, ea, rec_a), jsw_change(c, pb_rows, eb, rec_b)
+    print(f"medial JSW, exchanged − reconstruction: KL {ga} knee with the KL {gb} key {np.nanmean(da):+.2f} mm "
+          f"(narrower in {np.nanmean(da < 0):.0%}), KL {gb} knee with the KL {ga} key {np.nanmean(db):+.2f} mm "
+          f"(wider in {np.nanmean(db > 0):.0%})")
 
     test = np.r_[ta, tb]
     y_test = np.r_[np.zeros(len(ta)), np.ones(len(tb))]

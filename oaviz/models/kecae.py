@@ -190,7 +190,10 @@ class PretrainedJudge(nn.Module):
 
 
 @register_model("kecae", KECAEConfig, presets={
-    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256, 256], "disc_widths": [16, 32, 64, 64],
+    # Demo: four blocks, a 7×7 spatial code. Six blocks down to 1×1 as the paper does reconstructed the
+    # 810 training knees too blurrily (MSE 0.02–0.05) for any judge to see joint-space narrowing, and the
+    # exchange flipped unseen pairs at chance.
+    "demo": {"image_size": 128, "widths": [32, 64, 128, 128], "disc_widths": [16, 32, 64, 64],
              "discriminator_pretrain_steps": 300, "lr": 2e-4, "batch_size": 32, "epochs": 40, "augment": True},
     "paper": {"image_size": 299, "widths": [32, 64, 128, 256, 512, 1024, 2048], "disc_widths": [32, 64, 128, 256],
               "discriminator_pretrain_steps": 2000, "lr": 1e-4, "batch_size": 32, "epochs": 1000, "augment": True},

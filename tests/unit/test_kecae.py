@@ -188,7 +188,7 @@ def test_config_strict_and_validated():
     with pytest.raises(ConfigError):
         make_config("kecae", "demo", {"fisher_scope": "channel"})
     with pytest.raises(ConfigError):
-        make_config("kecae", "demo", {"image_size": 32})          # six 3×3 stride-2 blocks do not fit
+        make_config("kecae", "demo", {"image_size": 16})          # four 3×3 stride-2 blocks do not fit
     with pytest.raises(ConfigError):
         make_config("kecae", "demo", {"grade_b": 0})
 
