@@ -7,7 +7,6 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from oaviz.services import cohort_risk
-from oaviz.training.checkpoint import read_checkpoint_info
 from oaviz.services import jobs as job_service
 from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
@@ -85,13 +84,8 @@ if res.real_future is not None:
                   width="stretch")
 else:
     cols[4].caption("No real follow-up in the cohort at this horizon.")
-cfg = read_checkpoint_info(ckpt).get("config", {})
-if cfg.get("residual_decode", True):
-    st.caption("Each future is today's image plus the change the model generated, decoded through the VQ-VAE "
-               "(decode(future) − decode(today)), so it keeps today's detail and pose"
-               + (" — the model learned that change from follow-ups registered onto their baselines" if
-                  cfg.get("register_visits") else "")
-               + ". The real follow-up is shown as acquired: its pose and exposure differ.")
+if res.method:
+    st.caption(res.method)
 
 st.markdown("**Each sampled future**")
 fc = st.columns(min(8, len(res.futures)))

@@ -21,6 +21,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from oaviz.paths import resolve_checkpoint_path
+
 
 class ConfigError(ValueError):
     """A model or training config that cannot be used (unknown key, bad value)."""
@@ -186,3 +188,32 @@ def build_model(name: str, config: Any = None, preset: str = "demo") -> OAModel:
     elif isinstance(config, dict):
         config = parse_config(spec.config_cls, config, where=f"{name} config")
     return spec.model_cls(config)
+
+
+def load_frozen_model(path: str, model_type: str) -> OAModel:
+    """Load a checkpoint folder (config.json + model.safetensors) as a frozen eval-mode model.
+
+    Models may not import the training layer, so this reads the folder
+    directly; like ``oaviz.training.checkpoint.load_checkpoint`` it never
+    unpickles (safetensors only).
+    """
+    from safetensors.torch import load_file
+
+    p = resolve_checkpoint_path(path)
+    cfg, weights = p / "config.json", p / "model.safetensors"
+    if not cfg.is_file() or not weights.is_file():
+        raise ConfigError(f"{path}: not a checkpoint folder (needs config.json and model.safetensors)")
+    try:
+        info = json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{cfg}: invalid JSON ({e})") from None
+    if info.get("model_type") != model_type:
+        raise ConfigError(f"{path}: is a {info.get('model_type')!r} checkpoint, expected {model_type!r}")
+    model = build_model(model_type, info["config"])
+    missing, unexpected = model.load_state_dict(load_file(str(weights), device="cpu"), strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    model.eval()
+    for q in model.parameters():
+        q.requires_grad_(False)
+    return model

@@ -51,7 +51,7 @@ from torch.nn import functional as F
 
 from oaviz.data.augment import random_acquisition
 from oaviz.data.errors import DataError
-from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
+from oaviz.models.base import Autoencoder, Encoded, LossOutput, load_frozen_model, register_model
 
 DISC_MODES = ("frozen", "joint")
 
@@ -174,8 +174,6 @@ class PretrainedJudge(nn.Module):
 
     def __init__(self, checkpoint: str, grade_a: int, grade_b: int, image_size: int):
         super().__init__()
-        from oaviz.models.vqvae import load_frozen_model      # the one safetensors loader for frozen parts
-
         self.model = load_frozen_model(checkpoint, "multitask")
         if int(self.model.config.image_size) != int(image_size):
             raise ValueError(f"discriminator_checkpoint {checkpoint} works at {self.model.config.image_size} px, "

@@ -35,9 +35,9 @@ from torch.nn import functional as F
 
 from oaviz.data.errors import DataError
 from oaviz.data.registration import register_follow_up
-from oaviz.models.base import ConfigError, LossOutput, OAModel, register_model
+from oaviz.models.base import ConfigError, LossOutput, OAModel, load_frozen_model, register_model
 from oaviz.models.diffusion_unet import DiffusionUNet
-from oaviz.models.vqvae import VQVAE, load_frozen_model
+from oaviz.models.vqvae import VQVAE
 
 SCHEDULES = ("cosine", "linear")
 TARGETS = ("follow_up", "change")
@@ -335,6 +335,17 @@ class _ConditionalDiffusion(OAModel):
         if self.config.residual_decode:
             imgs = (image[:, None] + imgs - self.reconstruct(image)[:, None]).clamp(0, 1)
         return imgs
+
+    def describe_futures(self) -> str:
+        """One sentence for users: how a generated future image is built from today's."""
+        c = self.config
+        if not c.residual_decode:
+            return "Each future is decoded from the generated latent alone."
+        learned = (" The model learned that change from follow-ups registered onto their baselines."
+                   if c.register_visits else "")
+        return ("Each future is today's image plus the change the model generated, decode(future) − decode(today), "
+                "so it keeps today's detail and pose." + learned +
+                " The real follow-up is shown as acquired: its pose and exposure differ.")
 
     @torch.no_grad()
     def reconstruct(self, image: torch.Tensor) -> torch.Tensor:

@@ -21,14 +21,12 @@ loss, like VAESim's prototype update.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.paths import resolve_checkpoint_path
 from oaviz.models.base import Autoencoder, ConfigError, Encoded, LossOutput, build_model, register_model
 
 
@@ -280,32 +278,3 @@ class VQVAE(Autoencoder):
             return
         self.last_restarts = self.quantizer.update(*self._last)
         self._last = None
-
-
-def load_frozen_model(path: str, model_type: str) -> Autoencoder:
-    """Load a checkpoint folder (config.json + model.safetensors) as a frozen eval-mode model.
-
-    Models may not import the training layer, so this reads the folder
-    directly; like ``oaviz.training.checkpoint.load_checkpoint`` it never
-    unpickles (safetensors only).
-    """
-    from safetensors.torch import load_file
-
-    p = resolve_checkpoint_path(path)
-    cfg, weights = p / "config.json", p / "model.safetensors"
-    if not cfg.is_file() or not weights.is_file():
-        raise ConfigError(f"{path}: not a checkpoint folder (needs config.json and model.safetensors)")
-    try:
-        info = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{cfg}: invalid JSON ({e})") from None
-    if info.get("model_type") != model_type:
-        raise ConfigError(f"{path}: is a {info.get('model_type')!r} checkpoint, expected {model_type!r}")
-    model = build_model(model_type, info["config"])
-    missing, unexpected = model.load_state_dict(load_file(str(weights), device="cpu"), strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.eval()
-    for q in model.parameters():
-        q.requires_grad_(False)
-    return model

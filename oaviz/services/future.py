@@ -81,6 +81,7 @@ class FutureResult:
     real_future_id: str | None = None
     real_future_kl: int | None = None
     kl_probs_real_future: np.ndarray | None = None   # [5] the classifier on the real follow-up
+    method: str = ""                   # how a future image is built from today's (the model's own words)
 
     def summary(self) -> dict:
         """JSON-ready numbers (no images)."""
@@ -209,7 +210,8 @@ def generate_futures(models: FutureModels | str | os.PathLike, image: np.ndarray
     mean = futures.mean(0)
     res = FutureResult(today=today, futures=futures, mean=mean, std=futures.std(0), difference=mean - today,
                        kl_probs_now=p_now, kl_probs_future=p_future, kl_probs_samples=p_samples, risk=risk,
-                       horizon_months=horizon, n_samples=n_samples, steps=steps, seed=int(seed))
+                       horizon_months=horizon, n_samples=n_samples, steps=steps, seed=int(seed),
+                       method=m.describe_futures())
     if row is not None:
         meta = cohort.metadata
         res.row, res.image_id = int(row), str(meta["image_id"].iloc[row])

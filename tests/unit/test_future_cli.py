@@ -46,6 +46,7 @@ def test_generate_futures_values_seed_and_real_follow_up(ckpts, cohort):
     np.testing.assert_allclose(r.mean, r.futures.mean(0), rtol=1e-6)
     np.testing.assert_allclose(r.std, r.futures.std(0), rtol=1e-5)
     np.testing.assert_allclose(r.difference, r.mean - r.today, rtol=1e-6)
+    assert "today's image plus the change" in r.method       # the page shows how futures are built
     assert r.std.max() > 0                                             # the samples differ
     np.testing.assert_allclose(r.kl_probs_future, r.kl_probs_samples.mean(0))
     assert r.kl_probs_now.sum() == pytest.approx(1.0) and r.kl_probs_future.sum() == pytest.approx(1.0)
