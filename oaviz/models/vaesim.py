@@ -3,15 +3,19 @@
 Paper version (default): c = softmax(cos(z, Q) / τ); τ falls linearly from 1 to
 0.01 over the first half of training, then stays; the decoder reconstructs
 from concat(z, c); the prototype matrix Q (K×D) lives outside autograd and is
-updated after each optimiser step by an exponential moving average,
-Q_k ← η·Q_k + (1 − η)·mean(z_i : k_i = k) with η = 0.95 and k_i ~ Multinomial(c_i);
-clusters that receive no sample keep their value. Q is initialised from K
-random latents of the first training batch.
+updated after each optimiser step (Algorithm 2 of the paper; its public code
+agrees) by
+    Q_k ← η·mean(z_i : k_i = k) + (1 − η)·Q_k,   η = 0.95, k_i ~ Multinomial(c_i):
+the *batch mean* gets the weight η, so a prototype follows the latents assigned
+to it almost at once; clusters that receive no sample keep their value. Q is
+initialised from K random latents of the first training batch.
 
-The public reference code differs in two places, both selectable:
-``similarity="dot"`` uses the raw dot product instead of the cosine, and
-``ema_mode="reference"`` weights the *new* batch mean by η
-(Q_k ← η·mean + (1 − η)·Q_k), which is what its update function does.
+Selectable departures:
+``similarity="dot"`` uses the raw dot product instead of the cosine (the public
+code's similarity); ``ema_mode="slow"`` is a conventional momentum average
+(Q_k ← η·Q_k + (1 − η)·mean), for prototypes that drift slowly when batches are
+small or noisy. It is not the paper's update: with η = 0.95 each step moves a
+prototype only 5 % of the way to its batch mean.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ class VAESimConfig:
     tau_start: float = 1.0
     tau_end: float = 0.01
     similarity: str = "cosine"      # "cosine" (paper) | "dot" (reference code)
-    ema_mode: str = "paper"         # "paper" | "reference"
+    ema_mode: str = "paper"         # "paper": η on the batch mean | "slow": η on the old prototype
     total_steps: int = 0            # set by the engine (set_total_steps); τ schedule spans half of it
     lr: float = 1e-3
     batch_size: int = 32
@@ -47,8 +51,11 @@ class VAESimConfig:
     def __post_init__(self):
         if self.similarity not in ("cosine", "dot"):
             raise ValueError(f"similarity must be 'cosine' or 'dot', got {self.similarity!r}")
-        if self.ema_mode not in ("paper", "reference"):
-            raise ValueError(f"ema_mode must be 'paper' or 'reference', got {self.ema_mode!r}")
+        if self.ema_mode == "reference":  # older checkpoints' name for the paper's (= the public code's) update
+            object.__setattr__(self, "ema_mode", "paper")
+        if self.ema_mode not in ("paper", "slow"):
+            raise ValueError(f"ema_mode must be 'paper' (batch mean weighted by eta) or 'slow' "
+                             f"(old prototype weighted by eta), got {self.ema_mode!r}")
         if self.n_prototypes < 2 or not 0 <= self.eta <= 1:
             raise ValueError("n_prototypes must be >= 2 and eta in [0, 1]")
         if self.recon_weight <= 0:
@@ -65,15 +72,21 @@ def temperature_at(step: int, total_steps: int, start: float = 1.0, end: float =
 
 
 def ema_update(Q: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eta: float, mode: str) -> torch.Tensor:
-    """New prototypes [K, D] from latents z [B, D] assigned to clusters ``labels`` [B]."""
+    """New prototypes [K, D] from latents z [B, D] assigned to clusters ``labels`` [B].
+
+    mode "paper": Q_k ← η·mean_k + (1 − η)·Q_k (VAESim Algorithm 2);
+    mode "slow":  Q_k ← η·Q_k + (1 − η)·mean_k. Clusters with no member keep Q_k.
+    """
     K = Q.shape[0]
     onehot = F.one_hot(labels, K).to(z.dtype)             # [B, K]
     counts = onehot.sum(0)                                 # [K]
     means = (onehot.T @ z) / counts.clamp_min(1).unsqueeze(1)
     if mode == "paper":
+        new = eta * means + (1 - eta) * Q
+    elif mode == "slow":
         new = eta * Q + (1 - eta) * means
     else:
-        new = eta * means + (1 - eta) * Q
+        raise ValueError(f"unknown ema mode {mode!r}")
     return torch.where((counts > 0).unsqueeze(1), new, Q)
 
 

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from oaviz.models.base import ConfigError, build_model, config_to_dict, make_config, model_names
-from oaviz.models.vaesim import ema_update, temperature_at
+from oaviz.models.vaesim import VAESimConfig, ema_update, temperature_at
 
 TINY = {"image_size": 32, "widths": [4, 8, 8]}
 TINY_BY_MODEL = {"cnn": {"image_size": 32, "widths": [4, 4, 8, 8], "hidden": 8}}
@@ -91,16 +91,43 @@ def test_vaesim_temperature_schedule():
     assert temperature_at(99, 100) == pytest.approx(0.01)
 
 
-def test_vaesim_ema_update_paper_and_reference():
+def test_vaesim_ema_update_moves_a_prototype_95_percent_to_its_batch_mean():
+    """VAESim Algorithm 2: Q_i <- eta * mean(z assigned to i) + (1 - eta) * Q_i, eta = 0.95 (the default)."""
     Q = torch.tensor([[1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
     z = torch.tensor([[3.0, 0.0], [1.0, 0.0], [0.0, 3.0]])
     labels = torch.tensor([0, 0, 1])  # cluster 2 empty: keeps its value
+    assert VAESimConfig().ema_mode == "paper"
     new = ema_update(Q, z, labels, eta=0.95, mode="paper")
-    torch.testing.assert_close(new[0], 0.95 * Q[0] + 0.05 * torch.tensor([2.0, 0.0]))
-    torch.testing.assert_close(new[1], 0.95 * Q[1] + 0.05 * torch.tensor([0.0, 3.0]))
+    torch.testing.assert_close(new[0], torch.tensor([0.95 * 2.0 + 0.05 * 1.0, 0.0]))   # [1.95, 0]
+    torch.testing.assert_close(new[1], torch.tensor([0.0, 0.95 * 3.0 + 0.05 * 1.0]))   # [0, 2.9]
     torch.testing.assert_close(new[2], Q[2])
-    ref = ema_update(Q, z, labels, eta=0.95, mode="reference")
-    torch.testing.assert_close(ref[0], 0.95 * torch.tensor([2.0, 0.0]) + 0.05 * Q[0])
+    slow = ema_update(Q, z, labels, eta=0.95, mode="slow")
+    torch.testing.assert_close(slow[0], torch.tensor([0.95 * 1.0 + 0.05 * 2.0, 0.0]))  # [1.05, 0]
+    with pytest.raises(ValueError, match="unknown ema mode"):
+        ema_update(Q, z, labels, eta=0.95, mode="reverse")
+
+
+def test_vaesim_config_reads_the_old_reference_name_as_the_paper_update():
+    assert VAESimConfig(ema_mode="reference").ema_mode == "paper"
+    with pytest.raises(ValueError, match="batch mean weighted by eta"):
+        VAESimConfig(ema_mode="momentum")
+
+
+def test_vaesim_training_step_pulls_prototypes_to_their_batch_means():
+    """After one step each used prototype sits within 5 % of the batch mean of its members."""
+    torch.manual_seed(0)
+    m = tiny("vaesim", n_prototypes=4)
+    m.train()
+    m.loss(batch(), 0)
+    before = m.prototypes.clone()
+    z, c = m._last
+    torch.manual_seed(1)
+    labels = torch.multinomial(c.float().clamp_min(1e-12), 1).squeeze(1)
+    torch.manual_seed(1)
+    m.on_train_step_end(None, 0)
+    for k in labels.unique():
+        mean = z[labels == k].mean(0)
+        torch.testing.assert_close(m.prototypes[k], 0.95 * mean + 0.05 * before[k])
 
 
 def test_vaesim_prototypes_initialised_from_first_batch():
