@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.services.prototypes import matched_baseline_for
 from oaviz.ui import cached, layout, loaders, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.model_pick import current_model
@@ -97,13 +100,25 @@ st.caption(f"{method.upper()} seed {lm.seed}; knees coloured by rater KL. Protot
            "knees).")
 
 st.subheader("VAESim against VAE + KMeans", anchor=False)
-vae = next((e for e in loaders.checkpoint_entries() if e.model_type == "beta_vae"), None)
-if vae is None:
+vae_paths = [str(e.path) for e in loaders.checkpoint_entries() if e.model_type == "beta_vae"]
+vae_path, mismatches = matched_baseline_for(model.path, vae_paths)
+if vae_path is None:
     st.info("A β-VAE checkpoint is needed for the VAE + KMeans baseline.")
-elif st.toggle("Compute the comparison (a few seconds)", key=state.PROTO_COMPARE):
-    cmp = cached.clustering_comparison(model, str(vae.path), cohort_path)
-    st.dataframe(cmp, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
-                                ("statistical_mapping_accuracy", "knn_accuracy", "linear_accuracy", "nmi")})
-    st.caption(f"Same K; baseline: KMeans on the latents of {vae.label}. Statistical mapping: each cluster "
-               "votes its majority grade. kNN (k = 5) and linear: 5-fold cross-validated accuracy on the latents.")
+else:
+    if mismatches:
+        st.warning(f"No β-VAE matches this VAESim; the closest ({Path(vae_path).name}) differs in "
+                   f"{'; '.join(mismatches)}, so part of any difference is the architecture, not the prototypes.")
+    else:
+        st.caption(f"Baseline **{Path(vae_path).name}**: the same encoder, decoder, β and reconstruction weight "
+                   "as this VAESim, without the prototypes (the paper's matched VAE).")
+    if st.toggle("Compute the comparison (a few seconds)", key=state.PROTO_COMPARE):
+        cmp = cached.clustering_comparison(model, vae_path, cohort_path)
+        st.dataframe(cmp, hide_index=True, width="stretch",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
+                                    ("statistical_mapping_accuracy", "knn_accuracy", "linear_accuracy", "nmi")})
+        elbow = cmp[cmp["K_rule"].str.startswith("elbow")]["K"]
+        st.caption(f"KMeans on the baseline's latents with K = {int(model.loaded.model.config.n_prototypes)} "
+                   f"(VAESim's K)" + (f" and K = {int(elbow.iloc[0])} (the elbow of its inertia curve)"
+                                      if len(elbow) else "") +
+                   ". Every figure is held out: the cluster → grade map, KMeans, kNN (k = 5) and the linear probe "
+                   "are fitted on the train split and scored on the test split.")

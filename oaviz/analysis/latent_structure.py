@@ -3,7 +3,8 @@
 - ``group_distances``: mean pairwise Euclidean distances within the OA group,
   within the no-OA group and across them (hip-OA thesis, eqs. 1-3);
 - ``silhouette``: scikit-learn's silhouette score of the latents for a labelling;
-- ``knn_accuracy``: k-nearest-neighbour accuracy, stratified 5-fold cross-validated;
+- ``knn_accuracy``: k-nearest-neighbour accuracy, 5-fold cross-validated with folds grouped
+  by subject (a knee's other visits never answer for it);
 - ``trustworthiness``: scikit-learn's trustworthiness of a 2-D map (1 = every
   map neighbour is a true latent neighbour);
 - ``structure_table``: all of them as one table with what each number means.
@@ -15,15 +16,13 @@ numbers.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 from scipy.spatial.distance import cdist, pdist
 from sklearn.metrics import silhouette_score
 from sklearn.manifold import trustworthiness as _sk_trustworthiness
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
+
+from oaviz.analysis import clustering
 
 MAX_POINTS = 3000
 
@@ -84,24 +83,24 @@ def silhouette(Z, labels, max_points: int = MAX_POINTS, random_state: int = 0) -
     return float(silhouette_score(Z, y, sample_size=sample, random_state=random_state))
 
 
-def knn_accuracy(Z, y, k: int = 5, random_state: int = 0, n_splits: int = 5) -> float:
-    """Mean accuracy of a k-NN classifier on latents Z [N, D] over stratified n_splits folds."""
+def knn_accuracy(Z, y, groups, k: int = 5, random_state: int = 0, n_splits: int = 5) -> float:
+    """k-NN accuracy on latents Z [N, D] for labels y [N] (unknown dropped), folds grouped by subject.
+
+    groups [N]: subject ids, so no knee is scored by its own other visits; the
+    classifier and the folds are those of ``clustering.knn_accuracy``.
+    """
     Z = _latents(Z)
     mask, lab = known_labels(y)
-    Z = Z[mask]
-    classes, counts = np.unique(lab, return_counts=True)
+    groups = np.asarray(groups, dtype=object)
+    if len(groups) != len(mask):
+        raise ValueError(f"groups has {len(groups)} values but Z has {len(mask)} rows")
+    Z, groups = Z[mask], groups[mask]
+    classes = np.unique(lab)
     if len(classes) < 2:
         raise ValueError(f"kNN accuracy needs at least 2 classes, got {len(classes)}")
-    if counts.max() < n_splits:
-        raise ValueError(f"too few points for {n_splits}-fold cross-validation (largest class has {counts.max()})")
-    if len(lab) * (n_splits - 1) // n_splits <= k:
-        raise ValueError(f"too few points ({len(lab)}) for k = {k} neighbours in {n_splits}-fold CV")
-    cv = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=random_state)
-    with warnings.catch_warnings():
-        # A rare class (e.g. KL 4) with fewer members than folds is still scored.
-        warnings.filterwarnings("ignore", message=".*least populated class.*")
-        scores = cross_val_score(KNeighborsClassifier(n_neighbors=k), Z, lab, cv=cv)
-    return float(scores.mean())
+    if len(np.unique(groups)) < n_splits:
+        raise ValueError(f"too few subjects ({len(np.unique(groups))}) for {n_splits}-fold cross-validation")
+    return clustering.knn_accuracy(Z, lab, k=k, groups=groups, n_splits=n_splits, random_state=random_state)
 
 
 def trustworthiness(Z, Y2, k: int = 10, max_points: int = MAX_POINTS, random_state: int = 0) -> float:
@@ -122,15 +121,16 @@ _MEANINGS = {
     "inter-group distance": "mean latent distance between an OA and a no-OA knee; above both intra values = groups separate",
     "silhouette (OA)": "-1…1: how well latents cluster by OA; ~0 = overlapping groups",
     "silhouette (KL)": "-1…1: how well latents cluster by KL grade; ~0 = overlapping grades",
-    "kNN accuracy (OA)": "5-NN accuracy for OA, stratified 5-fold CV (chance ≈ majority share)",
-    "kNN accuracy (KL)": "5-NN accuracy for KL grade, stratified 5-fold CV (chance ≈ majority share)",
+    "kNN accuracy (OA)": "5-NN accuracy for OA, 5-fold CV grouped by subject (chance ≈ majority share)",
+    "kNN accuracy (KL)": "5-NN accuracy for KL grade, 5-fold CV grouped by subject (chance ≈ majority share)",
     "trustworthiness": "0…1: share of map neighbours that are true latent neighbours (k = 10); trust the picture when near 1",
 }
 
 
-def structure_table(Z, Y2, oa, kl, random_state: int = 0) -> pd.DataFrame:
+def structure_table(Z, Y2, oa, kl, groups, random_state: int = 0) -> pd.DataFrame:
     """Columns metric, value, meaning, note (why a value is NaN); one row per metric in _MEANINGS.
 
+    groups [N]: subject ids, for the held-out kNN figures.
     Unknown labels are dropped per metric; a metric that cannot be computed is NaN with its reason.
     """
     rows: list[tuple[str, float, str]] = []
@@ -150,8 +150,8 @@ def structure_table(Z, Y2, oa, kl, random_state: int = 0) -> pd.DataFrame:
     attempt(["intra-OA distance", "intra-no-OA distance", "inter-group distance"], dists)
     attempt(["silhouette (OA)"], lambda: silhouette(Z, oa, random_state=random_state))
     attempt(["silhouette (KL)"], lambda: silhouette(Z, kl, random_state=random_state))
-    attempt(["kNN accuracy (OA)"], lambda: knn_accuracy(Z, oa, random_state=random_state))
-    attempt(["kNN accuracy (KL)"], lambda: knn_accuracy(Z, kl, random_state=random_state))
+    attempt(["kNN accuracy (OA)"], lambda: knn_accuracy(Z, oa, groups, random_state=random_state))
+    attempt(["kNN accuracy (KL)"], lambda: knn_accuracy(Z, kl, groups, random_state=random_state))
     attempt(["trustworthiness"], lambda: trustworthiness(Z, Y2, random_state=random_state))
     return pd.DataFrame({"metric": [r[0] for r in rows], "value": [r[1] for r in rows],
                          "meaning": [_MEANINGS[r[0]] for r in rows], "note": [r[2] for r in rows]})

@@ -117,6 +117,14 @@ def score(y_true: np.ndarray, proba: np.ndarray, target: str) -> dict[str, float
 
 
 # ----------------------------------------------------------------- classifiers
+def logistic_probe(C: float = 1.0, random_state: int = 0):
+    """The project's one linear probe: StandardScaler + logistic regression (multinomial for > 2 classes).
+
+    Used by the probe grid, the KL probe every page reads grades from, and the clustering comparison.
+    """
+    return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000, random_state=random_state))
+
+
 def fit_predict_proba(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, classifier: str, n_classes: int,
                       seed: int = 0, C: float = 1.0, k: int = 5, linear_epochs: int = 200) -> np.ndarray:
     """Fit one probe and return test probabilities [n_te, n_classes] (classes the fit never saw get 0)."""
@@ -126,7 +134,7 @@ def fit_predict_proba(X_tr: np.ndarray, y_tr: np.ndarray, X_te: np.ndarray, clas
         proba[:, classes[0]] = 1.0
         return proba
     if classifier == "logreg":
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=5000))
+        clf = logistic_probe(C)
     elif classifier == "knn":
         # Unscaled: Euclidean distance in the feature space itself (a VAE's μ is not
         # rescaled, so near-collapsed latent dimensions are not blown up to unit variance).

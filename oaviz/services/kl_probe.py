@@ -14,17 +14,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
+from oaviz.analysis.probes import logistic_probe
 from oaviz.data.errors import DataError
 from oaviz.paths import home
 from oaviz.services.embeddings import checkpoint_hash, embed_cohort
 from oaviz.services.model_io import as_checkpoint, as_cohort
 
 N_GRADES = 5
-PROBE_VERSION = 1  # bump when the fit changes (invalidates caches)
+PROBE_VERSION = 2  # 2: the shared logistic_probe (max_iter 5000); bump when the fit changes (invalidates caches)
 
 
 @dataclass(frozen=True)
@@ -87,7 +85,7 @@ def fit_kl_probe(Z_train: np.ndarray, kl_train: np.ndarray, Z_test: np.ndarray |
     if len(np.unique(kl_train)) < 2:
         raise DataError(f"a KL probe needs at least two grades among the training latents, "
                         f"found {np.unique(kl_train).tolist()}")
-    pipe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=random_state))
+    pipe = logistic_probe(C, random_state)
     pipe.fit(Z_train, kl_train)
     sc, lr = pipe[0], pipe[1]
     probe = KLProbe(classes=lr.classes_.astype(np.int64), mean=sc.mean_.astype(np.float64),

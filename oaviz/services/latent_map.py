@@ -29,12 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from oaviz.analysis.latent_structure import known_labels, structure_table
+from oaviz.analysis.latent_structure import structure_table
 from oaviz.analysis.projections import METHODS, Projector
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
@@ -42,11 +39,12 @@ from oaviz.data.readers import preprocess_any
 from oaviz.models.base import Autoencoder, ConfigError
 from oaviz.paths import home
 from oaviz.services.embeddings import checkpoint_hash, embed_arrays, embed_cohort, write_table
+from oaviz.services.kl_probe import kl_probe
 from oaviz.services.model_io import NotAnAutoencoder, as_checkpoint, as_cohort, require_autoencoder  # noqa: F401
 from oaviz.training.checkpoint import LoadedCheckpoint, read_checkpoint_info
 from oaviz.training.data import resize_images
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: kNN folds grouped by subject; pred_kl from the one KL probe
 # Parameters each method's map depends on (the cache key); n_jobs changes speed only.
 METHOD_PARAMS = {"pca": (), "umap": ("n_neighbors", "min_dist"), "tsne": ("perplexity",)}
 ALLOWED_PARAMS = ("n_neighbors", "min_dist", "perplexity", "n_jobs", "k")
@@ -155,18 +153,17 @@ def _cache_key(ck_hash: str, fingerprint: str, method: str, kw: dict, max_points
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
-def _probe_kl(c: Cohort, Z_all: np.ndarray, rows: np.ndarray) -> pd.Series:
-    """KL predicted by a multinomial logistic regression fitted on the train split's latents."""
+def _probe_kl(loaded: LoadedCheckpoint, c: Cohort, Z_all: np.ndarray, rows: np.ndarray) -> pd.Series:
+    """KL read from each latent by the cohort's one KL probe (``kl_probe``: fitted on the train split),
+    so the map and every other page name the same grade for the same knee; NA without KL grades."""
     out = pd.Series(pd.array([pd.NA] * len(rows), dtype="Int64"))
     if not c.has_kl:
         return out
-    train = c.split_indices("train")
-    mask, y = known_labels(c.metadata["kl"].to_numpy(dtype=object)[train])
-    if len(np.unique(y)) < 2:
+    try:
+        probe = kl_probe(loaded, c)
+    except DataError:  # fewer than two grades, or no labelled training image
         return out
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    clf.fit(Z_all[train[mask]], y)
-    return pd.Series(pd.array(clf.predict(Z_all[rows]), dtype="Int64"))
+    return pd.Series(pd.array(probe.predict(Z_all[rows]), dtype="Int64"))
 
 
 @torch.no_grad()
@@ -204,13 +201,14 @@ def _compute(checkpoint, c: Cohort, model_type: str, kw: dict, Z_all: np.ndarray
     with threadpool_limits(1, user_api="blas"):
         t = time.perf_counter()
         pts = pd.DataFrame({"row": rows, "x": projector.embedding_[:, 0], "y": projector.embedding_[:, 1]})
-        pts["pred_kl"] = _probe_kl(c, Z_all, rows)
-        clusters = _clusters(as_checkpoint(checkpoint).model, Z) if model_type == "vaesim" else None
+        loaded = as_checkpoint(checkpoint)
+        pts["pred_kl"] = _probe_kl(loaded, c, Z_all, rows)
+        clusters = _clusters(loaded.model, Z) if model_type == "vaesim" else None
         if clusters is not None:
             pts["cluster"] = clusters.astype(np.int64)
         timings["probe_s"] = time.perf_counter() - t
         t = time.perf_counter()
-        structure = structure_table(Z, projector.embedding_, meta["oa"], meta["kl"],
+        structure = structure_table(Z, projector.embedding_, meta["oa"], meta["kl"], meta["subject_id"],
                                     random_state=0 if seed is None else seed)
         timings["structure_s"] = time.perf_counter() - t
     return projector, pts, structure

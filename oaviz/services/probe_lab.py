@@ -376,10 +376,12 @@ def hierarchy_report(ckpts: Mapping[str, str | Path] | Sequence[str | Path], coh
 
 # ----------------------------------------------------------------- clustering
 def clustering_report(vaesim_ckpt: str | Path, vae_ckpt: str | Path, cohort: Cohort | str | Path,
-                      split: str | None = None, seed: int = 0) -> pd.DataFrame:
-    """VAESim (prototype assignments) against VAE + KMeans with the same K, on KL (or the cohort's labels).
+                      seed: int = 0, elbow: bool = True) -> pd.DataFrame:
+    """VAESim (prototype assignments) against VAE + KMeans, on KL (or the cohort's labels), held out.
 
-    ``split`` None uses every labelled image.
+    The cluster -> label map, KMeans, kNN and the linear probe are fitted on the train split's
+    latents and every figure is scored on the test split (subjects never straddle the two).
+    KMeans uses VAESim's K ("matched") and, with ``elbow``, the K at the inertia curve's elbow.
     """
     import torch
 
@@ -394,16 +396,19 @@ def clustering_report(vaesim_ckpt: str | Path, vae_ckpt: str | Path, cohort: Coh
     _, Z_vae = checkpoint_features(vae_ckpt, c)
     col = "kl" if c.has_kl else "label"
     y = pd.to_numeric(c.metadata[col], errors="coerce").to_numpy(dtype=float)
-    rows = np.flatnonzero(np.isfinite(y))
-    if split is not None:
-        rows = np.intersect1d(rows, c.split_indices(split))
-    if len(rows) < 10:
-        raise DataError("need at least 10 labelled images for the clustering comparison", c.path)
+    labelled = np.isfinite(y)
+    train_rows = np.intersect1d(np.flatnonzero(labelled), c.split_indices("train"))
+    test_rows = np.intersect1d(np.flatnonzero(labelled), c.split_indices("test"))
+    if len(train_rows) < 10 or len(test_rows) < 10:
+        raise DataError(f"the clustering comparison needs at least 10 labelled images in the train and in the test "
+                        f"split, found {len(train_rows)} and {len(test_rows)}", c.path)
+    rows = np.concatenate([train_rows, test_rows])
+    train = np.arange(len(rows)) < len(train_rows)
     with torch.no_grad():
         clusters = loaded.model.assign(torch.from_numpy(Z_vs[rows])).numpy()
     K = int(loaded.model.config.n_prototypes)
-    df = compare_clustering(Z_vs[rows], clusters, Z_vae[rows], y[rows].astype(int), K, seed)
+    df = compare_clustering(Z_vs[rows], clusters, Z_vae[rows], y[rows].astype(int), train, K, seed, elbow=elbow)
     df.insert(1, "labels", col)
-    df.insert(2, "n", len(rows))
+    df.insert(2, "n_train", len(train_rows))
+    df.insert(3, "n_test", len(test_rows))
     return df
-

@@ -26,6 +26,39 @@ def require_vaesim(loaded):
     return m
 
 
+# What "as similar as possible" means for the VAE + KMeans baseline (VAESim paper): the same
+# encoder/decoder sizes, input size, β and reconstruction weight, without the prototypes.
+MATCHED_KEYS = ("image_size", "widths", "latent_dim", "beta", "recon_weight")
+
+
+def baseline_mismatches(vaesim_config: dict, vae_config: dict) -> list[str]:
+    """How a β-VAE config differs from a VAESim config on MATCHED_KEYS ("beta 4.0 vs 1.0"); [] = matched."""
+    out = []
+    for k in MATCHED_KEYS:
+        a, b = vaesim_config.get(k), vae_config.get(k)
+        if (list(a) if isinstance(a, (list, tuple)) else a) != (list(b) if isinstance(b, (list, tuple)) else b):
+            out.append(f"{k} {b} vs {a}")
+    return out
+
+
+def pick_matched_baseline(vaesim_info: dict, candidates: list[tuple[str, dict]]) -> tuple[str | None, list[str]]:
+    """(path, mismatches) of the candidate β-VAE (path, checkpoint info) closest to the VAESim checkpoint
+    (fewest mismatched keys; the first listed wins ties); (None, []) when there is no candidate."""
+    best, best_diff = None, []
+    for path, info in candidates:
+        diff = baseline_mismatches(vaesim_info.get("config") or {}, info.get("config") or {})
+        if best is None or len(diff) < len(best_diff):
+            best, best_diff = path, diff
+    return best, best_diff
+
+
+def matched_baseline_for(vaesim_path: str, vae_paths: list[str]) -> tuple[str | None, list[str]]:
+    """``pick_matched_baseline`` over checkpoint folders (reads each config.json, loads no weights)."""
+    from oaviz.training.checkpoint import read_checkpoint_info
+
+    return pick_matched_baseline(read_checkpoint_info(vaesim_path), [(p, read_checkpoint_info(p)) for p in vae_paths])
+
+
 @dataclass
 class PrototypeReport:
     """decoded [K, S, S]; prototypes Q [K, D]; table (prototype_stats.prototype_table, one row per

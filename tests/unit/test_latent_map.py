@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from sklearn.metrics import silhouette_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold
 
 from oaviz.analysis import latent_structure as ls
 from oaviz.analysis.projections import Projector
@@ -146,17 +146,29 @@ def test_trustworthiness_of_identity_is_one():
     assert ls.trustworthiness(Y, rng.permutation(Y), k=5) < 0.8
 
 
-def test_knn_accuracy_matches_a_hand_computed_cv():
+def test_knn_accuracy_matches_a_hand_computed_grouped_cv():
     Z, y = blobs(60, d=3, seed=2)
-    got = ls.knn_accuracy(Z, y, k=5, random_state=7)
+    groups = np.arange(60) // 2          # two visits per subject
+    got = ls.knn_accuracy(Z, y, groups, k=5, random_state=7)
     accs = []
-    for tr, te in StratifiedKFold(5, shuffle=True, random_state=7).split(Z, y):
+    for tr, te in StratifiedGroupKFold(5, shuffle=True, random_state=7).split(Z, y, groups):
+        assert not set(groups[tr]) & set(groups[te])
         d = np.linalg.norm(Z[te][:, None] - Z[tr][None], axis=2)
         nn = np.argsort(d, axis=1)[:, :5]
         pred = (y[tr][nn].sum(1) >= 3).astype(int)   # majority of 5 binary votes
         accs.append((pred == y[te]).mean())
     assert got == pytest.approx(np.mean(accs))
     assert 0.5 < got < 1.0  # overlapping blobs: better than chance, not perfect
+
+
+def test_structure_table_knn_is_grouped_by_subject():
+    """Three near-identical visits per subject, labels unrelated to anatomy: no leak through the visits."""
+    rng = np.random.default_rng(0)
+    subj = np.repeat(np.arange(50), 3)
+    Z = (10 * rng.normal(size=(50, 6)))[subj] + 0.01 * rng.normal(size=(150, 6))
+    y = rng.integers(0, 2, 50)[subj]
+    v = ls.structure_table(Z, Z[:, :2], y, y, subj).set_index("metric")
+    assert v.loc["kNN accuracy (OA)", "value"] < 0.7
 
 
 def test_silhouette_drops_missing_labels():
@@ -169,7 +181,7 @@ def test_silhouette_drops_missing_labels():
 def test_structure_table_rows_and_nan_with_reason():
     Z, y = blobs(80)
     Y2 = Z[:, :2]
-    t = ls.structure_table(Z, Y2, y, np.full(80, np.nan))
+    t = ls.structure_table(Z, Y2, y, np.full(80, np.nan), np.arange(80))
     assert list(t.columns) == ["metric", "value", "meaning", "note"]
     assert list(t.metric) == ["intra-OA distance", "intra-no-OA distance", "inter-group distance",
                               "silhouette (OA)", "silhouette (KL)", "kNN accuracy (OA)", "kNN accuracy (KL)",
@@ -177,7 +189,7 @@ def test_structure_table_rows_and_nan_with_reason():
     v = t.set_index("metric")
     assert np.isnan(v.loc["silhouette (KL)", "value"]) and v.loc["silhouette (KL)", "note"]
     assert np.isnan(v.loc["kNN accuracy (KL)", "value"])
-    assert v.loc["kNN accuracy (OA)", "value"] == pytest.approx(ls.knn_accuracy(Z, y))
+    assert v.loc["kNN accuracy (OA)", "value"] == pytest.approx(ls.knn_accuracy(Z, y, np.arange(80)))
     assert np.isfinite(v.loc["trustworthiness", "value"]) and v.loc["trustworthiness", "note"] == ""
 
 
