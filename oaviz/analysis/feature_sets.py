@@ -8,6 +8,8 @@ services).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,17 @@ def raw_pixel_features(cohort: Cohort, size: int = 32, train_idx: np.ndarray | N
     std = X[tr].std(0, dtype=np.float64)
     std[std < 1e-8] = 1.0
     return ((X - mean) / std).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RandomFeatures:
+    """The random N(0, I) baseline as a recipe, not one draw: a probe grid draws a fresh
+    [n, dim] matrix for every seed (``draw``), so the seeds' spread includes the draw's."""
+
+    dim: int
+
+    def draw(self, n: int, seed: int) -> np.ndarray:
+        return random_features(n, self.dim, 10_000 + int(seed))  # offset: never the grid's subset seed
 
 
 def random_features(n: int, dim: int, seed: int = 0) -> np.ndarray:

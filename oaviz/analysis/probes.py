@@ -31,6 +31,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from oaviz.analysis.feature_sets import RandomFeatures
 from oaviz.analysis.label_noise import KINDS, inject_noise
 from oaviz.analysis.subsample import stratified_subset
 from oaviz.models.base import ConfigError
@@ -220,7 +221,8 @@ def check_grid(fractions: Sequence[float], noise: Sequence[float], noise_kind: s
 class ProbeGrid:
     """A grid of frozen-feature probes over label fractions × noise rates × seeds.
 
-    features: {name: float array [N, D_name]} over all N cohort rows.
+    features: {name: float array [N, D_name]} over all N cohort rows, or a ``RandomFeatures``
+    recipe, drawn afresh for every seed.
     y: int labels [N]: KL grades (``y_kind='kl'``) or binary OA (``y_kind='oa'``).
     target: 'oa' (AUC, accuracy, balanced accuracy, macro-F1) or 'kl' (the same
     with one-vs-rest macro AUC, plus quadratic-weighted kappa).
@@ -263,6 +265,8 @@ class ProbeGrid:
         y = np.asarray(self.y)
         n = len(y)
         for name, X in self.features.items():
+            if isinstance(X, RandomFeatures):
+                continue
             if np.ndim(X) != 2 or len(X) != n:
                 raise ConfigError(f"feature set {name!r} has shape {np.shape(X)}; expected [{n}, D]")
             if not np.isfinite(X).all():
@@ -291,10 +295,13 @@ class ProbeGrid:
         plan = self.plan(train_idx)
         y_te = target_labels(np.asarray(self.y)[test_idx], self.target, self.y_kind)
         tasks = []
+        n = len(self.y)
         for name, X in self.features.items():
-            X = np.asarray(X, dtype=np.float32)
-            X_tr, X_te = X[train_idx], X[test_idx]
-            for cells in plan.values():
+            fixed = None if isinstance(X, RandomFeatures) else np.asarray(X, dtype=np.float32)
+            for seed, cells in plan.items():
+                # random features: a fresh N(0, I) draw per seed, so seeds do not share one lucky draw
+                X_s = X.draw(n, seed) if fixed is None else fixed
+                X_tr, X_te = X_s[train_idx], X_s[test_idx]
                 tasks.append(joblib.delayed(_fit_cells)(name, X_tr, X_te, y_te, cells, self.target,
                                                         self.classifier, self.C, self.k, self.linear_epochs,
                                                         self.noise_kind))

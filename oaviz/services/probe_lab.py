@@ -20,7 +20,7 @@ import pandas as pd
 from oaviz import __version__
 from oaviz.analysis import probes
 from oaviz.analysis.clustering import compare_clustering
-from oaviz.analysis.feature_sets import RANDOM, RAW, feature_name, random_features, raw_pixel_features
+from oaviz.analysis.feature_sets import RANDOM, RAW, RandomFeatures, feature_name, raw_pixel_features
 from oaviz.analysis.hierarchy import SaliencyResult, compare_variants, joint_space_masks, saliency_in_mask
 from oaviz.analysis.label_audit import LabelAudit, precision_recall_at
 from oaviz.data.cohort import Cohort, load_cohort
@@ -70,10 +70,11 @@ def parse_feature_names(text: str | Sequence[str]) -> list[str]:
 
 def build_feature_sets(cohort: Cohort | str | Path, names: Sequence[str], raw_size: int = 32,
                        random_dim: int | None = None, seed: int = 0) -> dict[str, np.ndarray]:
-    """{display name: features [N, D]} for 'raw', 'random' and checkpoints.
+    """{display name: features [N, D]} for 'raw' and checkpoints, and a ``RandomFeatures`` recipe for 'random'.
 
     Random features get the dimension of the first checkpoint set (else
-    ``random_dim`` or 64), matching the thesis's "random N(0, I) of the same size".
+    ``random_dim`` or 64), matching the thesis's "random N(0, I) of the same size";
+    the probe grid draws them anew for each seed.
     """
     c = _cohort(cohort)
     names = parse_feature_names(names)
@@ -96,7 +97,7 @@ def build_feature_sets(cohort: Cohort | str | Path, names: Sequence[str], raw_si
             result[RAW] = raw_pixel_features(c, raw_size)
         elif n == RANDOM:
             dim = random_dim or (ckpt_dims[0] if ckpt_dims else DEFAULT_RANDOM_DIM)
-            result[RANDOM] = random_features(len(c), dim, seed)
+            result[RANDOM] = RandomFeatures(dim)   # drawn afresh for every seed of the grid
         else:
             k, v = next(ckpt_iter)
             result[k] = v
@@ -164,7 +165,7 @@ def run_frozen_grid(cohort: Cohort | str | Path, feature_names: Sequence[str], t
     probes.check_grid(fractions, noise, noise_kind, target, classifier)
     y, y_kind, tr, te = probe_labels(c, target)
     settings = dict(target=target, fractions=fractions, noise=noise, noise_kind=noise_kind, seeds=int(seeds),
-                    classifier=classifier, raw_size=int(raw_size), random_dim=random_dim)
+                    classifier=classifier, raw_size=int(raw_size), random_dim=random_dim, random_draw="per-seed")
     path = home() / "cache" / "probes" / f"{grid_cache_key(c, names, **settings)}.parquet"
     if cache and path.is_file():
         return pd.read_parquet(path)

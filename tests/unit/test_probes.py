@@ -25,6 +25,7 @@ from oaviz.analysis.subsample import stratified_subset
 from oaviz.cli import main as cli
 from oaviz.data.cohort import load_cohort
 from oaviz.models.base import ConfigError, build_model, make_config
+from oaviz.services import probe_lab
 from oaviz.training.checkpoint import save_checkpoint
 
 Y_KL = np.repeat([0, 1, 2, 3, 4], [40, 20, 25, 10, 3])
@@ -242,6 +243,18 @@ def test_raw_pixels_are_standardised_with_train_statistics(tiny_cohort):
     np.testing.assert_allclose(R[0][ok], ((block - mean.mean(0)) / np.where(ok, sd, 1))[ok], atol=1e-3)
 
 
+def test_random_baseline_is_drawn_afresh_for_every_seed(tiny_cohort):
+    """At 100 % labels and no noise the seeds differ only by the random draw: their scores must differ."""
+    c = load_cohort(tiny_cohort)
+    feats = probe_lab.build_feature_sets(c, ["random"], random_dim=8)
+    kl = c.metadata["kl"].to_numpy(int)
+    df = probes.ProbeGrid(feats, kl, fractions=(1.0,), noise=(0.0,), seeds=3, n_jobs=1).run(
+        c.split_indices("train"), c.split_indices("test"))
+    auc = df[df.metric == "auc"].sort_values("seed")["value"].to_numpy()
+    assert len(auc) == 3 and len(np.unique(np.round(auc, 9))) == 3
+    assert np.array_equal(feats["random"].draw(10, 1), feats["random"].draw(10, 1))
+
+
 def test_random_features_are_seeded_standard_normal():
     a = random_features(2000, 4, 1)
     assert np.array_equal(a, random_features(2000, 4, 1)) and not np.array_equal(a, random_features(2000, 4, 2))
@@ -405,7 +418,7 @@ def test_service_grid_is_cached_and_uses_checkpoints(tmp_path, tiny_cohort, monk
                                       progress=lambda *a: pytest.fail("should come from the cache"))
     pd.testing.assert_frame_equal(df, again)
     feats = probe_lab.build_feature_sets(tiny_cohort, [str(ck), "random"])
-    assert feats["random"].shape[1] == 6  # same dimension as the checkpoint's latent
+    assert feats["random"].dim == 6  # same dimension as the checkpoint's latent
     args = probe_lab.cnn_job_args(tiny_cohort, tmp_path / "o", tmp_path / "run", epochs=1)
     assert args[0] == "probe" and "--cnn" in args and "--run-dir" in args
 
