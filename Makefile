@@ -46,6 +46,8 @@ TRAIN := $(BIN)/oaviz train
 checkpoints: $(STAMP) synth
 	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-demo --epochs 20 --patience 4
 	$(TRAIN) vaesim --data $(DEFAULT_COHORT) --out checkpoints/vaesim-demo --epochs 20 --patience 0
+# VAESim's matched VAE + KMeans baseline: the same architecture, β = 1 and reconstruction weight, no prototypes.
+	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-matched-demo --epochs 20 --patience 0 --set beta=1
 	$(TRAIN) cnn --data $(DEFAULT_COHORT) --out checkpoints/cnn-demo --epochs 15
 	$(TRAIN) dual_head --data $(DEFAULT_COHORT) --out checkpoints/dual_head-single_oa-demo --epochs 15 --set variant=single_oa
 	$(TRAIN) dual_head --data $(DEFAULT_COHORT) --out checkpoints/dual_head-single_kl-demo --epochs 15 --set variant=single_kl
