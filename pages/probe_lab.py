@@ -150,9 +150,9 @@ with tab_hier:
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in rep.metrics.columns
                                     if rep.metrics[c].dtype.kind == "f"})
         c = st.columns(2)
-        c[0].markdown("McNemar's test on the OA decisions")
+        c[0].markdown("McNemar's test on the OA decisions, clustered by subject")
         c[0].dataframe(rep.mcnemar, hide_index=True, width="stretch")
-        c[1].markdown("Paired bootstrap: difference a − b with 95 % CI")
+        c[1].markdown("Paired bootstrap over subjects: difference a − b, 95 % CI and p")
         c[1].dataframe(rep.bootstrap, hide_index=True, width="stretch")
         names = list(rep.metrics["variant"])
         rho = dict(zip(rep.metrics["variant"], rep.metrics["pc1_rho"]))
@@ -165,13 +165,17 @@ with tab_hier:
         fig.update_layout(height=360, font=PLOT_FONT, margin=dict(l=10, r=10, t=40, b=10))
         st.plotly_chart(fig, key="probe.hier.pca")
         st.caption("PCA of each model's penultimate features on the test split, knees coloured by KL. The centroid "
-                   "order along PC1 is in the table above.")
+                   "order along PC1 is in the table above. Each variant here is one training run (one seed): "
+                   "a difference between variants is a finding only if it holds over seeds (README).")
         if rep.saliency:
             st.markdown(f"**Gradient saliency of the OA score** (joint-space mask: {rep.mask_source})")
+            whole = rep.saliency_summary.set_index("variant")
             for n, sal in rep.saliency.items():
+                w = whole.loc[n]
                 cols = st.columns(len(sal.share) + 1)
-                cols[0].metric(n, f"{np.mean(sal.share):.0%}", help=f"Share of |∂ OA logit / ∂ x| inside the "
-                               f"joint-space mask; a uniform map would give {np.mean(sal.mask_area):.0%}.")
+                cols[0].metric(n, f"{w['share']:.0%}", help=f"Share of |∂ OA logit / ∂ x| inside the joint-space "
+                               f"mask over all {int(w['n'])} test images (95 % CI {w['lo']:.0%}–{w['hi']:.0%}, "
+                               f"subjects resampled); a uniform map would give {w['uniform']:.0%}.")
                 imgs = cohort.images[rep.saliency_rows]
                 for j, col in enumerate(cols[1:]):
                     base = resized(imgs[j], sal.saliency.shape[-1])

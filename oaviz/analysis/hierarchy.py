@@ -24,8 +24,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 from torch.nn import functional as F
 
-from oaviz.analysis.paired_tests import (bootstrap_diff, discordant, fast_auc, macro_f1, mcnemar,
-                                         quadratic_kappa)
+from oaviz.analysis.paired_tests import (bootstrap_ci, bootstrap_diff, discordant, fast_auc, macro_f1,
+                                         mcnemar_clustered, quadratic_kappa)
 from oaviz.analysis.probes import macro_auc
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
@@ -260,9 +260,11 @@ def compare_variants(ckpts: Mapping[str, object] | Sequence[object], cohort: Coh
 
     ckpts: {name: checkpoint path or model} or a list of them (names from the
     checkpoints' variants). Returns {'metrics', 'mcnemar', 'bootstrap'} DataFrames:
-    metrics has one row per variant (+ pc1_rho and centroid_order); mcnemar one
-    row per pair (a, b, only_a_correct, only_b_correct, statistic, p); bootstrap
-    one row per pair and metric (diff = a − b, lo, hi: 95 % percentile CI); and
+    metrics has one row per variant (+ <metric>_lo/_hi 95 % CIs, pc1_rho and
+    centroid_order); mcnemar one row per pair (a, b, only_a_correct,
+    only_b_correct, statistic, p: McNemar clustered by subject); bootstrap one
+    row per pair and metric (diff = a − b, lo, hi: 95 % percentile CI, p); every
+    resample draws subjects, not images; and
     'pca': PC1/PC2 of each variant's penultimate features (variant, row, kl, pc1, pc2).
     """
     items = list(ckpts.items()) if isinstance(ckpts, Mapping) else [(None, c) for c in ckpts]
@@ -282,21 +284,31 @@ def compare_variants(ckpts: Mapping[str, object] | Sequence[object], cohort: Coh
         S = np.pad(S, ((0, 0), (0, 2 - S.shape[1])))
         pca_parts.append(pd.DataFrame({"variant": o.name, "row": o.rows[ok], "kl": o.kl[ok],
                                        "pc1": S[:, 0], "pc2": S[:, 1]}))
+    # Images of one subject (visits, knees) are not independent: every test and CI resamples subjects.
+    subjects = cohort.metadata["subject_id"].astype(str).to_numpy()
+    for row, o in zip(metric_rows, outs):
+        ok = o.kl >= 0
+        for metric, (fn, attr) in _bootstrap_metrics(o.p_kl is not None).items():
+            _, lo, hi = bootstrap_ci(fn, o.kl[ok], getattr(o, attr)[ok], groups=subjects[o.rows[ok]],
+                                     n_boot=n_boot, seed=seed)
+            row[f"{metric}_lo"], row[f"{metric}_hi"] = lo, hi
     mc_rows, boot_rows = [], []
     for a, b in itertools.combinations(outs, 2):
         ok = (a.kl >= 0) & (b.kl >= 0)
         y = a.kl[ok]
+        groups = subjects[a.rows[ok]]
         oa = (y >= 2).astype(int)
         pa, pb = (a.p_oa[ok] >= 0.5).astype(int), (b.p_oa[ok] >= 0.5).astype(int)
         n_a, n_b = discordant(oa, pa, pb)
-        stat, p = mcnemar(oa, pa, pb)
+        stat, p = mcnemar_clustered(oa, pa, pb, groups)
         mc_rows.append({"a": a.name, "b": b.name, "only_a_correct": n_a, "only_b_correct": n_b,
                         "statistic": stat, "p": p})
         for metric, (fn, attr) in _bootstrap_metrics(a.p_kl is not None and b.p_kl is not None).items():
             sa, sb = getattr(a, attr)[ok], getattr(b, attr)[ok]
-            diff, lo, hi = bootstrap_diff(fn, y, sa, sb, n_boot=n_boot, seed=seed)
-            boot_rows.append({"a": a.name, "b": b.name, "metric": metric, "diff": diff, "lo": lo, "hi": hi})
+            diff, lo, hi, p_boot = bootstrap_diff(fn, y, sa, sb, n_boot=n_boot, seed=seed, groups=groups)
+            boot_rows.append({"a": a.name, "b": b.name, "metric": metric, "diff": diff, "lo": lo, "hi": hi,
+                              "p": p_boot})
     return {"metrics": pd.DataFrame(metric_rows),
             "mcnemar": pd.DataFrame(mc_rows, columns=["a", "b", "only_a_correct", "only_b_correct", "statistic", "p"]),
-            "bootstrap": pd.DataFrame(boot_rows, columns=["a", "b", "metric", "diff", "lo", "hi"]),
+            "bootstrap": pd.DataFrame(boot_rows, columns=["a", "b", "metric", "diff", "lo", "hi", "p"]),
             "pca": pd.concat(pca_parts, ignore_index=True)}

@@ -1,7 +1,11 @@
 """Paired comparisons of two models scored on the same images.
 
 McNemar's test for two sets of binary decisions, and a paired bootstrap
-confidence interval for the difference of any metric.
+confidence interval (and p-value) for the difference of any metric. When a
+subject contributes several images (visits, both knees), pass ``groups``
+(subject ids): the McNemar test becomes the clustered one of Durkalski et al.
+(2003) and the bootstrap resamples subjects, not images, because images of
+one knee are not independent.
 """
 
 from __future__ import annotations
@@ -46,38 +50,97 @@ def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
     return float(stat), float(stats.chi2.sf(stat, 1))
 
 
-def bootstrap_diff(metric_fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, score_a: np.ndarray,
-                   score_b: np.ndarray, n_boot: int = 2000, seed: int = 0,
-                   alpha: float = 0.05) -> tuple[float, float, float]:
-    """(metric(A) − metric(B), lower, upper) with a paired percentile bootstrap CI.
+def mcnemar_clustered(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray,
+                      groups: np.ndarray) -> tuple[float, float]:
+    """(statistic, two-sided p) of McNemar's test for clustered data (Durkalski et al., 2003).
 
-    The same resampled images score both models in each replicate. Replicates
-    where the metric is undefined (e.g. AUC on a one-class resample) are
-    dropped. ``score_*`` may be [n] or [n, k] (e.g. class probabilities).
+    With b_k, c_k the discordant counts of subject k: X = (Σ_k (b_k − c_k))² / Σ_k (b_k − c_k)²,
+    chi-square on 1 degree of freedom. One image per subject gives the plain statistic
+    (b − c)² / (b + c) without continuity correction. No discordant pair: (0, 1).
     """
-    y, a, b = np.asarray(y), np.asarray(score_a), np.asarray(score_b)
-    if not len(y) == len(a) == len(b):
-        raise ValueError(f"lengths differ: {len(y)}, {len(a)}, {len(b)}")
-    if n_boot < 1 or not 0 < alpha < 1:
-        raise ValueError("need n_boot >= 1 and 0 < alpha < 1")
-    diff = float(metric_fn(y, a) - metric_fn(y, b))
+    y, a, b = (np.asarray(v).ravel() for v in (y_true, pred_a, pred_b))
+    g = np.asarray(groups).ravel()
+    if not len(y) == len(a) == len(b) == len(g):
+        raise ValueError(f"lengths differ: {len(y)}, {len(a)}, {len(b)}, {len(g)} groups")
+    d = ((a == y) & (b != y)).astype(float) - ((a != y) & (b == y)).astype(float)
+    _, inv = np.unique(g, return_inverse=True)
+    per = np.bincount(inv, weights=d)                  # b_k − c_k per subject
+    denom = float((per ** 2).sum())
+    if denom == 0:
+        return 0.0, 1.0
+    stat = float(per.sum() ** 2 / denom)
+    return stat, float(stats.chi2.sf(stat, 1))
+
+
+def resample_indices(rng: np.random.Generator, n: int, groups: np.ndarray | None) -> np.ndarray:
+    """Bootstrap row indices [~n]: n rows with replacement, or, with ``groups`` [n], as many subjects
+    drawn with replacement, each bringing all of its rows (the cluster bootstrap)."""
+    if groups is None:
+        return rng.integers(0, n, n)
+    _, inv = np.unique(groups, return_inverse=True)
+    members = np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1])
+    pick = rng.integers(0, len(members), len(members))
+    return np.concatenate([members[k] for k in pick])
+
+
+def _replicates(stat: Callable[[np.ndarray], float], n: int, groups: np.ndarray | None, n_boot: int,
+                seed: int) -> np.ndarray:
+    """Finite bootstrap replicates of ``stat(resampled row indices)``; undefined ones are dropped."""
+    if n_boot < 1:
+        raise ValueError("need n_boot >= 1")
+    if groups is not None and len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} values for {n} rows")
     rng = np.random.default_rng(seed)
-    n = len(y)
     reps = np.empty(n_boot)
     with warnings.catch_warnings():
         # sklearn warns (and returns NaN) for metrics undefined on a resample; those are dropped below.
         warnings.simplefilter("ignore")
         for i in range(n_boot):
-            idx = rng.integers(0, n, n)
             try:
-                reps[i] = metric_fn(y[idx], a[idx]) - metric_fn(y[idx], b[idx])
+                reps[i] = stat(resample_indices(rng, n, groups))
             except ValueError:
                 reps[i] = math.nan
-    reps = reps[np.isfinite(reps)]
+    return reps[np.isfinite(reps)]
+
+
+def bootstrap_diff(metric_fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, score_a: np.ndarray,
+                   score_b: np.ndarray, n_boot: int = 2000, seed: int = 0, alpha: float = 0.05,
+                   groups: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """(metric(A) − metric(B), lower, upper, p) with a paired percentile bootstrap.
+
+    The same resample scores both models in each replicate; with ``groups`` [n]
+    (subject ids) subjects are resampled. p: two-sided bootstrap p-value of "no
+    difference", 2·min(share of replicates ≤ 0, share ≥ 0), at most 1.
+    ``score_*`` may be [n] or [n, k] (e.g. class probabilities).
+    """
+    y, a, b = np.asarray(y), np.asarray(score_a), np.asarray(score_b)
+    if not len(y) == len(a) == len(b):
+        raise ValueError(f"lengths differ: {len(y)}, {len(a)}, {len(b)}")
+    if not 0 < alpha < 1:
+        raise ValueError("need 0 < alpha < 1")
+    diff = float(metric_fn(y, a) - metric_fn(y, b))
+    reps = _replicates(lambda i: metric_fn(y[i], a[i]) - metric_fn(y[i], b[i]), len(y), groups, n_boot, seed)
     if len(reps) == 0:
-        return diff, math.nan, math.nan
+        return diff, math.nan, math.nan, math.nan
     lo, hi = np.percentile(reps, [100 * alpha / 2, 100 * (1 - alpha / 2)])
-    return diff, float(lo), float(hi)
+    p = min(1.0, 2.0 * min(float(np.mean(reps <= 0)), float(np.mean(reps >= 0))))
+    return diff, float(lo), float(hi), p
+
+
+def bootstrap_ci(metric_fn: Callable[[np.ndarray, np.ndarray], float], y: np.ndarray, score: np.ndarray,
+                 groups: np.ndarray | None = None, n_boot: int = 2000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float, float]:
+    """(metric, lower, upper): one model's metric with a percentile bootstrap CI, subjects resampled
+    when ``groups`` [n] is given."""
+    y, s = np.asarray(y), np.asarray(score)
+    if len(y) != len(s):
+        raise ValueError(f"lengths differ: {len(y)}, {len(s)}")
+    value = float(metric_fn(y, s))
+    reps = _replicates(lambda i: metric_fn(y[i], s[i]), len(y), groups, n_boot, seed)
+    if len(reps) == 0:
+        return value, math.nan, math.nan
+    lo, hi = np.percentile(reps, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return value, float(lo), float(hi)
 
 
 # ----------------------------------------------------------------- fast metrics for bootstrap loops

@@ -23,6 +23,7 @@ from oaviz.analysis.clustering import compare_clustering
 from oaviz.analysis.feature_sets import RANDOM, RAW, RandomFeatures, feature_name, raw_pixel_features
 from oaviz.analysis.hierarchy import SaliencyResult, compare_variants, joint_space_masks, saliency_in_mask
 from oaviz.analysis.label_audit import LabelAudit, precision_recall_at
+from oaviz.analysis.paired_tests import bootstrap_ci
 from oaviz.data.cohort import Cohort, load_cohort
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
@@ -308,9 +309,12 @@ class HierarchyReport:
     mcnemar: pd.DataFrame                 # one row per pair
     bootstrap: pd.DataFrame               # one row per pair × metric
     pca: pd.DataFrame                     # variant, row, image_id, kl, pc1, pc2
-    saliency: dict[str, SaliencyResult] = field(default_factory=dict)
+    saliency: dict[str, SaliencyResult] = field(default_factory=dict)   # maps of the example rows
     saliency_rows: np.ndarray | None = None
     mask_source: str = ""
+    # variant, share (mean share of |saliency| inside the joint space over the whole split), lo, hi
+    # (95 % CI, subjects resampled), uniform (the share a uniform map would give), n
+    saliency_summary: pd.DataFrame | None = None
 
 
 def dual_head_checkpoints(roots: Sequence[str | Path] | None = None) -> dict[str, Path]:
@@ -338,7 +342,9 @@ def dual_head_checkpoints(roots: Sequence[str | Path] | None = None) -> dict[str
 
 def hierarchy_report(ckpts: Mapping[str, str | Path] | Sequence[str | Path], cohort: Cohort | str | Path,
                      split: str = "test", n_boot: int = 2000, n_saliency: int = 8, seed: int = 0) -> HierarchyReport:
-    """Metrics, paired tests, PCA of the penultimate features and saliency for dual-head variants."""
+    """Metrics (with subject-level CIs), paired tests, PCA of the penultimate features and saliency for
+    dual-head variants. The saliency share is measured on every image of the split; ``n_saliency``
+    random ones keep their maps for display."""
     c = _cohort(cohort)
     items = list(ckpts.items()) if isinstance(ckpts, Mapping) else [(None, p) for p in ckpts]
     if not items:
@@ -361,18 +367,40 @@ def hierarchy_report(ckpts: Mapping[str, str | Path] | Sequence[str | Path], coh
     rng = np.random.default_rng(seed)
     pick = np.sort(rng.choice(rows, min(n_saliency, len(rows)), replace=False)) if n_saliency > 0 else rows[:0]
     sal: dict[str, SaliencyResult] = {}
-    source = ""
-    if len(pick):
-        try:
-            masks, source = joint_space_masks(c, pick)
-        except DataError:
-            masks = None
-        if masks is not None:
-            imgs = np.asarray(c.images[pick])
-            sal = {name: saliency_in_mask(model, imgs, masks) for name, model in models.items()}
+    summary, source = None, ""
+    try:
+        masks, source = joint_space_masks(c, rows)
+    except DataError:
+        masks = None
+    if masks is not None and len(rows):
+        subjects = c.metadata["subject_id"].astype(str).to_numpy()[rows]
+        ok = np.asarray(masks).reshape(len(rows), -1).any(1)
+        summary_rows = []
+        for name, model in models.items():
+            share, area = _saliency_shares(model, c, rows, masks)
+            good = ok & np.isfinite(share)
+            mean, lo, hi = bootstrap_ci(lambda _, v: float(np.mean(v)), share[good], share[good],
+                                        groups=subjects[good], n_boot=n_boot, seed=seed)
+            summary_rows.append({"variant": name, "share": mean, "lo": lo, "hi": hi,
+                                 "uniform": float(np.mean(area[good])), "n": int(good.sum())})
+            if len(pick):
+                at = np.searchsorted(rows, pick)
+                sal[name] = saliency_in_mask(model, np.asarray(c.images[pick]), np.asarray(masks)[at])
+        summary = pd.DataFrame(summary_rows)
     return HierarchyReport(metrics=cmp["metrics"], mcnemar=cmp["mcnemar"], bootstrap=cmp["bootstrap"],
                            pca=pca, saliency=sal,
-                           saliency_rows=pick if sal else None, mask_source=source)
+                           saliency_rows=pick if sal else None, mask_source=source, saliency_summary=summary)
+
+
+def _saliency_shares(model, cohort: Cohort, rows: np.ndarray, masks: np.ndarray, chunk: int = 64):
+    """(share [n], mask area [n]) of the OA score's gradient saliency inside the joint space, for every
+    row, computed in chunks so that memory stays at one chunk of maps."""
+    share, area = [], []
+    for i in range(0, len(rows), chunk):
+        r = saliency_in_mask(model, np.asarray(cohort.images[rows[i:i + chunk]]), np.asarray(masks[i:i + chunk]))
+        share.append(r.share)
+        area.append(r.mask_area)
+    return np.concatenate(share), np.concatenate(area)
 
 
 # ----------------------------------------------------------------- clustering

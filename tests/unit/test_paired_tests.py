@@ -11,7 +11,7 @@ from torch import nn
 
 from oaviz.analysis.hierarchy import (compare_variants, evaluate_variant, joint_space_masks, landmark_band,
                                       pc1_ordering, saliency_in_mask)
-from oaviz.analysis.paired_tests import bootstrap_diff, discordant, mcnemar
+from oaviz.analysis.paired_tests import bootstrap_ci, bootstrap_diff, discordant, mcnemar, mcnemar_clustered
 from oaviz.data.cohort import load_cohort
 from oaviz.models.base import build_model, make_config
 from oaviz.training.checkpoint import save_checkpoint
@@ -54,10 +54,10 @@ def test_bootstrap_known_answers():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 80)
     s = rng.random(80)
-    assert bootstrap_diff(roc_auc_score, y, s, s, n_boot=200) == (0.0, 0.0, 0.0)
+    assert bootstrap_diff(roc_auc_score, y, s, s, n_boot=200) == (0.0, 0.0, 0.0, 1.0)
     acc = lambda t, p: accuracy_score(t, p >= 0.5)  # noqa: E731
     perfect, wrong = y.astype(float), 1.0 - y
-    assert bootstrap_diff(acc, y, perfect, wrong, n_boot=200) == (1.0, 1.0, 1.0)
+    assert bootstrap_diff(acc, y, perfect, wrong, n_boot=200) == (1.0, 1.0, 1.0, 0.0)
 
 
 def test_bootstrap_ci_of_an_accuracy_difference_matches_the_normal_approximation():
@@ -66,18 +66,56 @@ def test_bootstrap_ci_of_an_accuracy_difference_matches_the_normal_approximation
     y = np.ones(n, int)
     ok_a, ok_b = rng.random(n) < 0.8, rng.random(n) < 0.7
     acc = lambda t, p: float((t == p).mean())  # noqa: E731
-    diff, lo, hi = bootstrap_diff(acc, y, ok_a.astype(int), ok_b.astype(int), n_boot=2000, seed=3)
+    diff, lo, hi, p = bootstrap_diff(acc, y, ok_a.astype(int), ok_b.astype(int), n_boot=2000, seed=3)
     d = ok_a.astype(float) - ok_b.astype(float)
     assert diff == pytest.approx(d.mean())
     half = 1.96 * d.std(ddof=1) / np.sqrt(n)
     assert lo == pytest.approx(d.mean() - half, abs=0.012) and hi == pytest.approx(d.mean() + half, abs=0.012)
-    assert bootstrap_diff(acc, y, ok_a.astype(int), ok_b.astype(int), n_boot=2000, seed=3) == (diff, lo, hi)
+    z = d.mean() / (d.std(ddof=1) / np.sqrt(n))
+    assert p == pytest.approx(2 * stats.norm.sf(abs(z)), abs=0.01)
+    assert bootstrap_diff(acc, y, ok_a.astype(int), ok_b.astype(int), n_boot=2000, seed=3) == (diff, lo, hi, p)
+
+
+def test_bootstrap_resamples_subjects_when_visits_repeat():
+    """Three identical visits per subject carry one subject's information, not three: the subject-level
+    CI equals the CI of the data seen once, and is about sqrt(3) wider than an image-level one."""
+    rng = np.random.default_rng(1)
+    n = 300
+    y = np.ones(n, int)
+    ok_a, ok_b = (rng.random(n) < 0.8).astype(int), (rng.random(n) < 0.7).astype(int)
+    acc = lambda t, p: float((t == p).mean())  # noqa: E731
+    once = bootstrap_diff(acc, y, ok_a, ok_b, n_boot=2000, seed=0)
+    rep = lambda v: np.repeat(v, 3)  # noqa: E731
+    naive = bootstrap_diff(acc, rep(y), rep(ok_a), rep(ok_b), n_boot=2000, seed=0)
+    grouped = bootstrap_diff(acc, rep(y), rep(ok_a), rep(ok_b), n_boot=2000, seed=0, groups=rep(np.arange(n)))
+    width = lambda r: r[2] - r[1]  # noqa: E731
+    assert width(grouped) == pytest.approx(width(once), rel=0.1)
+    assert width(grouped) / width(naive) == pytest.approx(np.sqrt(3), rel=0.15)
+    value, lo, hi = bootstrap_ci(acc, rep(y), rep(ok_a), groups=rep(np.arange(n)), n_boot=1000)
+    assert value == pytest.approx(ok_a.mean()) and lo < value < hi
+    half = 1.96 * ok_a.std() / np.sqrt(n)                     # subjects, not images, set the width
+    assert hi - lo == pytest.approx(2 * half, rel=0.15)
+
+
+def test_clustered_mcnemar_counts_subjects_not_images():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 200)
+    a = np.where(rng.random(200) < 0.85, y, 1 - y)
+    b = np.where(rng.random(200) < 0.75, y, 1 - y)
+    nb, nc = discordant(y, a, b)
+    stat, p = mcnemar_clustered(y, a, b, np.arange(200))      # one image per subject: plain McNemar
+    assert stat == pytest.approx((nb - nc) ** 2 / (nb + nc)) and p == pytest.approx(stats.chi2.sf(stat, 1))
+    rep = lambda v: np.repeat(v, 3)  # noqa: E731
+    stat3, p3 = mcnemar_clustered(rep(y), rep(a), rep(b), rep(np.arange(200)))
+    assert stat3 == pytest.approx(stat)                       # copies add no evidence
+    assert mcnemar(rep(y), rep(a), rep(b))[0] > 2.5 * stat    # the image-level test would triple it
+    assert mcnemar_clustered(y, a, a, np.arange(200)) == (0.0, 1.0)
 
 
 def test_bootstrap_skips_undefined_replicates():
     y = np.r_[np.zeros(19), 1].astype(int)  # many resamples contain no positive
     s = np.linspace(0, 1, 20)
-    diff, lo, hi = bootstrap_diff(roc_auc_score, y, s, s[::-1], n_boot=300)
+    diff, lo, hi, _ = bootstrap_diff(roc_auc_score, y, s, s[::-1], n_boot=300)
     assert diff == pytest.approx(1.0) and np.isfinite([lo, hi]).all()
 
 
@@ -153,6 +191,8 @@ def test_compare_variants_on_tiny_models(tmp_path, tiny_cohort):
     assert np.isnan(m.loc["single_oa", "kl_qwk"]) and np.isfinite(m.loc["dual", "kl_qwk"])
     assert (m["n"] == len(c.split_indices("test"))).all()
     assert len(res["mcnemar"]) == 3 and res["mcnemar"]["p"].between(0, 1).all()
+    assert res["bootstrap"]["p"].between(0, 1).all()
+    assert (m["oa_auc_lo"] <= m["oa_auc"]).all() and (m["oa_auc"] <= m["oa_auc_hi"]).all()
     kl_rows = res["bootstrap"][res["bootstrap"].metric == "kl_qwk"]
     assert set(zip(kl_rows.a, kl_rows.b)) == {("single_kl", "dual")}
     assert set(res["pca"].variant) == set(m.index)
