@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from oaviz.data.synth_progression import (PROGRESSION_RELATIVE_RISK, kl_from_severity,  # noqa: F401
+                                          progression_bayes_ceiling, sample_severity, severity_at)
 from oaviz.data.cohort import assign_splits, encode_landmarks, write_cohort
 from oaviz.data.errors import DataError
 from oaviz.data.synth_render import col, gaussian_blur, glyph, sample_texture, texture_bank
@@ -63,32 +65,6 @@ class SynthConfig:
 
 
 # ----------------------------------------------------------------- cohort-level sampling
-def kl_from_severity(s: np.ndarray) -> np.ndarray:
-    """KL_true = nearest grade to the continuous severity (s in [0, 4])."""
-    return np.clip(np.floor(np.asarray(s) + 0.5), 0, 4).astype(np.int64)
-
-
-# Relative chance of being a progressor by baseline KL 0–4: likelier in early/moderate OA than in
-# healthy knees, none at KL 4 (nowhere left to go). The only image-visible predictor of progression.
-PROGRESSION_RELATIVE_RISK = np.array([0.55, 1.5, 1.55, 1.2, 0.0])
-
-
-def sample_severity(rng: np.random.Generator, n: int, progressor_fraction: float):
-    """Baseline severity, yearly progression rate and progressor flag per subject."""
-    k0 = rng.choice(5, size=n, p=BASELINE_PREVALENCE)
-    u = rng.uniform(0, 1, n)
-    lo = np.where(k0 == 0, 0.0, k0 - 0.5)
-    hi = np.where(k0 == 4, 4.0, k0 + 0.5)
-    s0 = lo + u * (hi - lo) * 0.999
-    p_prog = progressor_fraction * PROGRESSION_RELATIVE_RISK[k0]
-    p_prog *= progressor_fraction / max(p_prog.mean(), 1e-9) if p_prog.mean() > 0 else 0
-    progressor = rng.uniform(0, 1, n) < np.clip(p_prog, 0, 1)
-    slow = rng.exponential(0.025, n)                    # grades per year, almost stable
-    fast = rng.uniform(0.35, 0.9, n)
-    rate = np.where(progressor, fast, slow)
-    return s0, rate, progressor
-
-
 def rater_grades(rng: np.random.Generator, severity: np.ndarray, disagreement: float) -> np.ndarray:
     """A reader's KL grade: the true grade, or an adjacent one.
 
@@ -220,14 +196,14 @@ def sample_design(cfg: SynthConfig) -> dict:
     rng = np.random.default_rng(cfg.seed)
     n_sub, visits = cfg.subjects, np.asarray(cfg.visits, dtype=np.int64)
     anat = mod.sample_anatomy(rng, n_sub)
-    s0, rate, progressor = sample_severity(rng, n_sub, cfg.progressor_fraction)
+    s0, rate, progressor = sample_severity(rng, n_sub, cfg.progressor_fraction, BASELINE_PREVALENCE)
     side_sub = np.where(rng.uniform(0, 1, n_sub) < 0.5, "R", "L")
     tex_sub = rng.integers(0, 48, n_sub)
 
     # One row per (subject, visit), ordered by subject then visit.
     sub_idx = np.repeat(np.arange(n_sub), len(visits))
     months = np.tile(visits, n_sub)
-    severity = np.clip(s0[sub_idx] + rate[sub_idx] * months / 12.0, 0.0, 4.0)
+    severity = severity_at(s0[sub_idx], rate[sub_idx], months)
     n = len(sub_idx)
     kl_true = kl_from_severity(severity)
     kl = rater_grades(rng, severity, cfg.rater_disagreement)
@@ -294,6 +270,10 @@ def generate_arrays(cfg: SynthConfig, progress: Callable[[int, int], None] | Non
         "jsw_definition": "minimum medial joint-space width in mm" if cfg.joint == "knee"
         else "minimum superolateral joint-space width in mm",
     }
+    horizon = next((b - a for a, b in zip(cfg.visits, cfg.visits[1:])), None)
+    if horizon:  # the best risk AUC any image can give on this cohort, from its own progression model
+        info["progression_bayes_ceiling"] = progression_bayes_ceiling(
+            cfg.progressor_fraction, BASELINE_PREVALENCE, cfg.visits, horizon, seed=cfg.seed).to_dict()
     return images, masks, meta, info
 
 
