@@ -124,9 +124,9 @@ def test_checkpoint_identity_resolution_and_listing(tmp_path, monkeypatch):
     import hashlib
 
     assert checkpoint_hash(ck) == hashlib.sha256(b"weights" + (ck / "config.json").read_bytes()).hexdigest()[:16]
-    before = checkpoint_hash(ck)
+    before, stat = checkpoint_hash(ck), (ck / "model.safetensors").stat()
     (ck / "model.safetensors").write_bytes(b"retrained weights")
-    os.utime(ck / "model.safetensors", ns=(1, 1))  # a changed size alone must re-hash
+    os.utime(ck / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same mtime: the size tells
     assert checkpoint_hash(ck) != before
     runs = [e for e in list_checkpoints(runs_root=tmp_path / "runs") if e.origin == "run"]
     assert [(e.path, e.model_type, e.preset) for e in runs] == [(ck, "beta_vae", "demo")]
