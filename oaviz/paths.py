@@ -29,11 +29,3 @@ def checkpoints_dir() -> Path:
     """Bundled demo checkpoints (committed)."""
     return REPO_ROOT / "checkpoints"
 
-
-def resolve_checkpoint_path(path: str | os.PathLike) -> Path:
-    """A checkpoint folder named by a user or a config: a path (absolute, or relative to the working
-    directory) when it exists, else the name of a bundled checkpoint (``checkpoints_dir() / name``)."""
-    p = Path(path).expanduser()
-    if p.is_absolute() or p.exists():
-        return p
-    return checkpoints_dir() / p

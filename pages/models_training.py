@@ -17,9 +17,6 @@ from oaviz.ui.navigation import page_by_file
 PAGE = page_by_file("pages/models_training.py")
 layout.page_header(PAGE.title, "The checkpoints you can explore, with their cards, and training runs started "
                    "as the same `oaviz train` command you would type — followed live, cancellable.", PAGE.icon)
-available, why = model_cards.training_status()
-if not available:
-    st.warning(f"Training and model cards are unavailable: {why}.", icon=":material/warning:")
 
 
 # ----------------------------------------------------------------- checkpoints
@@ -77,15 +74,7 @@ def checkpoints() -> None:
         st.info("No checkpoint yet. Bundled demo checkpoints live in `checkpoints/`; a training job below writes "
                 "its own.", icon=":material/info:")
         return
-    try:
-        cards = model_cards.checkpoint_cards(entries) if available else None
-    except model_cards.TrainingUnavailable:
-        cards = None
-    if cards is None:  # no training engine: list what the folders say, without cards
-        st.dataframe([{"checkpoint": e.path.name if e.origin == "bundled" else e.path.parent.name,
-                       "model": e.model_type, "preset": e.preset, "origin": e.origin} for e in entries],
-                     hide_index=True)
-        return
+    cards = model_cards.checkpoint_cards(entries)
     paths = tuple(str(c.entry.path) for c in cards)
     st.dataframe([c.row() for c in cards], hide_index=True, key=state.MODELS_TABLE, on_select=lambda: _select_card(paths),
                  selection_mode="single-row")
@@ -128,7 +117,7 @@ def training_form() -> None:
     too_many = demo_mode() and running >= DEMO_MAX_RUNNING_JOBS
     if too_many:
         st.warning(f"The public demo runs at most {DEMO_MAX_RUNNING_JOBS} jobs at once; wait for one to finish.")
-    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=too_many or not available):
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=too_many):
         try:
             job = job_service.start_training(model, cohort, preset=preset, epochs=int(epochs), device=device,
                                              max_images=max_images)

@@ -13,7 +13,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from oaviz.services.embeddings import embed_cohort, write_table
+    from oaviz.data.atomic import write_table
+    from oaviz.services.embeddings import embed_cohort
 
     df = embed_cohort(args.checkpoint, args.data, batch_size=args.batch_size, use_cache=False)
     write_table(df, args.out)

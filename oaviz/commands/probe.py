@@ -22,13 +22,11 @@ batches + CNN epochs) and ``steps_per_epoch`` = 1, then ``step`` events whose
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from oaviz.data.atomic import sigterm_as_exit, swap_into_place
+from oaviz.data.atomic import output_folder
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
 
@@ -72,6 +70,7 @@ def parse_floats(text: str, what: str) -> list[float]:
 def run(args) -> int:
     from oaviz.analysis import probes
     from oaviz.data.cohort import load_cohort
+    from oaviz.models.checkpoints import resolve_checkpoint
     from oaviz.services import probe_lab
     from oaviz.training.events import EventLog
 
@@ -92,25 +91,25 @@ def run(args) -> int:
         raise DataError("adjacent (KL) noise needs KL grades; this cohort has binary labels", cohort.path)
     for n in names:  # unknown names fail before any work
         if n not in ("raw", "random"):
-            probe_lab.resolve_checkpoint(n)
+            try:
+                resolve_checkpoint(n)
+            except ConfigError:
+                raise ConfigError(f"unknown feature set {n!r}: not 'raw', 'random' or a checkpoint folder") from None
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    log = EventLog(Path(args.run_dir) / "events.jsonl" if args.run_dir else tmp / "events.jsonl")
+    log = None
     if args.run_dir:
-        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+        log = EventLog(Path(args.run_dir) / "events.jsonl")
         (Path(args.run_dir) / "argv.json").write_text(json.dumps(sys.argv))
-    # A cancelled job gets SIGTERM: turn it into an exception so the temporary folder is removed
-    # (signal handlers can only be set from the main thread).
     t0 = time.perf_counter()
-    with sigterm_as_exit():
-        try:
+    try:
+        # A cancelled job gets SIGTERM: output_folder turns it into an exit that removes the temporary folder.
+        with output_folder(out, overwrite=args.overwrite) as tmp:
+            log = log or EventLog(tmp / "events.jsonl")
             summary, n_rows = _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp, log)
-            swap_into_place(tmp, out)
-        except BaseException as e:
+    except BaseException as e:
+        if args.run_dir:  # (a log inside the temporary folder went with it)
             log.write("error", type=type(e).__name__, message=str(e) or type(e).__name__)
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        raise
     if not args.run_dir:  # the log moved with the folder
         log = EventLog(out / "events.jsonl")
     log.write("end", status="finished", out=str(out), seconds=round(time.perf_counter() - t0, 1), n_rows=n_rows)
@@ -131,8 +130,8 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
     from oaviz.analysis.feature_sets import RANDOM, RAW
     from oaviz.analysis.subsample import stratified_subset
     from oaviz.models.base import make_config
+    from oaviz.models.checkpoints import checkpoint_hash, resolve_checkpoint
     from oaviz.services import probe_lab
-    from oaviz.services.embeddings import checkpoint_hash
     from oaviz.training.device import pick_device
 
     seeds = list(range(args.seeds))
@@ -166,7 +165,7 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
         for n, (k, X) in zip(names, feats.items()):
             info = {"name": k, "kind": k if k in (RAW, RANDOM) else "checkpoint", "dim": int(X.shape[1])}
             if info["kind"] == "checkpoint":
-                path = probe_lab.resolve_checkpoint(n)
+                path = resolve_checkpoint(n)
                 info.update(path=str(path.resolve()), hash=checkpoint_hash(path))
             feature_info.append(info)
         grid = probes.ProbeGrid(feats, y, target=args.target, fractions=fractions, noise=noise,

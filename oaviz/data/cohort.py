@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -27,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from oaviz import __version__
-from oaviz.data.atomic import swap_into_place
+from oaviz.data.atomic import atomic_folder
 from oaviz.data.errors import DataError
 
 FORMAT_VERSION = 1
@@ -209,9 +207,7 @@ def write_cohort(
     meta = meta[cols]
     meta_bytes = meta.to_csv(index=False).encode()
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_folder(out) as tmp:
         np.save(tmp / "images.npy", np.ascontiguousarray(images))
         if masks is not None:
             np.save(tmp / "masks.npy", np.ascontiguousarray(masks.astype(np.uint8)))
@@ -229,10 +225,6 @@ def write_cohort(
             "oaviz_version": __version__,
         }
         (tmp / "cohort.json").write_text(json.dumps(full_info, indent=2, default=_json_default))
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -21,8 +21,6 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from oaviz.paths import resolve_checkpoint_path
-
 
 class ConfigError(ValueError):
     """A model or training config that cannot be used (unknown key, bad value)."""
@@ -191,29 +189,8 @@ def build_model(name: str, config: Any = None, preset: str = "demo") -> OAModel:
 
 
 def load_frozen_model(path: str, model_type: str) -> OAModel:
-    """Load a checkpoint folder (config.json + model.safetensors) as a frozen eval-mode model.
+    """A partner model (the VQ-VAE of a latent diffusion, the judge of a KECAE): the checkpoint ``path``
+    names (a folder or a bundled checkpoint's name), of ``model_type``, frozen in eval mode."""
+    from oaviz.models.checkpoints import load_checkpoint, resolve_checkpoint  # that module imports this one
 
-    Models may not import the training layer, so this reads the folder
-    directly; like ``oaviz.training.checkpoint.load_checkpoint`` it never
-    unpickles (safetensors only).
-    """
-    from safetensors.torch import load_file
-
-    p = resolve_checkpoint_path(path)
-    cfg, weights = p / "config.json", p / "model.safetensors"
-    if not cfg.is_file() or not weights.is_file():
-        raise ConfigError(f"{path}: not a checkpoint folder (needs config.json and model.safetensors)")
-    try:
-        info = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{cfg}: invalid JSON ({e})") from None
-    if info.get("model_type") != model_type:
-        raise ConfigError(f"{path}: is a {info.get('model_type')!r} checkpoint, expected {model_type!r}")
-    model = build_model(model_type, info["config"])
-    missing, unexpected = model.load_state_dict(load_file(str(weights), device="cpu"), strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"{path}: weights do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model.eval()
-    for q in model.parameters():
-        q.requires_grad_(False)
-    return model
+    return load_checkpoint(resolve_checkpoint(path), frozen=True, model_type=model_type).model

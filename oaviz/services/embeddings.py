@@ -1,34 +1,24 @@
 """Embed a cohort with a checkpoint: one row per image with its latent code.
 
-Results are cached on disk by (checkpoint content hash, cohort fingerprint) so
-the app and the CLI never embed the same cohort twice.
+Results are cached on disk (``oaviz.data.disk_cache``, scope ``embeddings``) by
+(checkpoint content hash, cohort fingerprint) so the app and the CLI never
+embed the same cohort twice.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort, load_cohort
-from oaviz.data.errors import DataError
-from oaviz.paths import home
-from oaviz.training.checkpoint import WEIGHTS, load_checkpoint
+from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint, resolve_checkpoint
 from oaviz.training.data import resize_images
 
-
-def checkpoint_hash(path: str | Path) -> str:
-    """Content hash of a checkpoint's weights and config (16 hex)."""
-    h = hashlib.sha256()
-    for name in (WEIGHTS, "config.json"):
-        with open(Path(path) / name, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+EMBED_VERSION = 1  # bump when the table's columns or their meaning change (invalidates caches)
 
 
 @torch.no_grad()
@@ -50,36 +40,20 @@ def embed_arrays(model, images: np.ndarray, batch_size: int = 128, with_recon: b
 
 def embed_cohort(checkpoint: str | Path, cohort: Cohort | str | Path, batch_size: int = 128,
                  use_cache: bool = True) -> pd.DataFrame:
-    """DataFrame: image_id, z_0 … z_{D-1} and, for autoencoders, recon_error; rows in cohort order."""
+    """DataFrame: image_id, z_0 … z_{D-1} and, for autoencoders, recon_error; rows in cohort order.
+
+    ``checkpoint`` is a folder or a bundled checkpoint's name.
+    """
     c = cohort if isinstance(cohort, Cohort) else load_cohort(cohort)
-    key = f"{checkpoint_hash(checkpoint)}-{c.fingerprint}"
-    cache = home() / "cache" / "embeddings" / f"{key}.parquet"
-    if use_cache and cache.is_file():
-        return pd.read_parquet(cache)
-    loaded = load_checkpoint(checkpoint)
-    Z, err = embed_arrays(loaded.model, c.images, batch_size)
-    df = pd.DataFrame(Z, columns=[f"z_{i}" for i in range(Z.shape[1])])
-    df.insert(0, "image_id", c.metadata["image_id"].to_numpy())
-    if err is not None:
-        df["recon_error"] = err
-    if use_cache:
-        write_table(df, cache)
-    return df
+    path = resolve_checkpoint(checkpoint)
 
+    def compute() -> pd.DataFrame:
+        Z, err = embed_arrays(load_checkpoint(path).model, c.images, batch_size)
+        df = pd.DataFrame(Z, columns=[f"z_{i}" for i in range(Z.shape[1])])
+        df.insert(0, "image_id", c.metadata["image_id"].to_numpy())
+        if err is not None:
+            df["recon_error"] = err
+        return df
 
-def write_table(df: pd.DataFrame, out: str | Path) -> Path:
-    """CSV or parquet by suffix, written to a temp name then renamed."""
-    out = Path(out)
-    if out.suffix not in (".csv", ".parquet"):
-        raise DataError("output must end in .csv or .parquet", out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
-        if out.suffix == ".csv":
-            df.to_csv(tmp, index=False)
-        else:
-            df.to_parquet(tmp, index=False)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    key = {"v": EMBED_VERSION, "checkpoint": checkpoint_hash(path), "cohort": c.fingerprint}
+    return disk_cache.cached(key, compute, disk_cache.PARQUET, scope="embeddings", enabled=use_cache)

@@ -29,9 +29,8 @@ from oaviz.analysis.progression_risk import progression_risk
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
-from oaviz.paths import resolve_checkpoint_path
+from oaviz.models.checkpoints import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
 from oaviz.services.model_io import array_input, as_checkpoint, eval_mode, model_inputs
-from oaviz.training.checkpoint import LoadedCheckpoint, load_checkpoint
 from oaviz.training.data import resize_images
 
 DIFFUSION_TYPES = ("latent_diffusion",)
@@ -117,7 +116,7 @@ def load_future_models(checkpoint: str | os.PathLike | LoadedCheckpoint, classif
     if not name:
         raise ConfigError(f"{loaded.path}: its config names no classifier_checkpoint (the multi-task KL "
                           "classifier the risk needs); train it with --set classifier_checkpoint=CKPT")
-    clf_path = resolve_checkpoint_path(str(name))
+    clf_path = resolve_checkpoint(str(name))
     clf = load_checkpoint(clf_path, device=device)
     if not hasattr(clf.model, "predict_kl_proba"):
         raise ConfigError(f"{clf_path}: a {clf.info.get('model_type')!r} checkpoint cannot predict KL grades; "

@@ -9,16 +9,15 @@ prediction is done here in NumPy from those numbers.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from oaviz.analysis.probes import logistic_probe
+from oaviz.data import disk_cache
 from oaviz.data.errors import DataError
-from oaviz.paths import home
-from oaviz.services.embeddings import checkpoint_hash, embed_cohort
+from oaviz.models.checkpoints import checkpoint_hash
+from oaviz.services.embeddings import embed_cohort
 from oaviz.services.model_io import as_checkpoint, as_cohort
 
 N_GRADES = 5
@@ -122,10 +121,10 @@ def kl_probe(checkpoint, cohort, use_cache: bool = True) -> KLProbe:
     loaded, c = as_checkpoint(checkpoint), as_cohort(cohort)
     if not c.has_kl:
         raise DataError("the cohort has no KL grades, so there is no KL probe", c.path)
-    cache = home() / "cache" / "kl_probe" / f"v{PROBE_VERSION}-{checkpoint_hash(loaded.path)}-{c.fingerprint}.npz"
-    if use_cache and cache.is_file():
-        with np.load(cache, allow_pickle=False) as a:
-            return KLProbe.from_arrays(a)
+    key = {"v": PROBE_VERSION, "checkpoint": checkpoint_hash(loaded.path), "cohort": c.fingerprint}
+    hit = disk_cache.lookup("kl_probe", key, disk_cache.NPZ) if use_cache else None
+    if hit is not None:
+        return KLProbe.from_arrays(hit)
     Z = cohort_latents(loaded, c)
     tr, kl_tr = labelled_rows(c, "train")
     te, kl_te = labelled_rows(c, "test")
@@ -133,15 +132,5 @@ def kl_probe(checkpoint, cohort, use_cache: bool = True) -> KLProbe:
         raise DataError("no training image has a KL grade", c.path)
     probe = fit_kl_probe(Z[tr], kl_tr, Z[te], kl_te)
     if use_cache:
-        _save_npz(cache, probe.to_arrays())
+        disk_cache.store("kl_probe", key, probe.to_arrays(), disk_cache.NPZ)
     return probe
-
-
-def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.npz")
-    try:
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

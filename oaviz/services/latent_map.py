@@ -20,8 +20,6 @@ plot's ``custom_data``); every other function takes these ids.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,18 +31,20 @@ from threadpoolctl import threadpool_limits
 
 from oaviz.analysis.latent_structure import structure_table
 from oaviz.analysis.projections import METHODS, Projector
+from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
 from oaviz.data.readers import preprocess_any
 from oaviz.models.base import Autoencoder, ConfigError
-from oaviz.paths import home
-from oaviz.services.embeddings import checkpoint_hash, embed_arrays, embed_cohort, write_table
+from oaviz.models.checkpoints import checkpoint_hash
+from oaviz.services.embeddings import embed_arrays, embed_cohort
 from oaviz.services.kl_probe import kl_probe
 from oaviz.services.model_io import NotAnAutoencoder, as_checkpoint, as_cohort, require_autoencoder  # noqa: F401
 from oaviz.training.checkpoint import LoadedCheckpoint, read_checkpoint_info
 from oaviz.training.data import resize_images
 
 CACHE_VERSION = 2  # 2: kNN folds grouped by subject; pred_kl from the one KL probe
+CACHE_SCOPE = "projections"
 # Parameters each method's map depends on (the cache key); n_jobs changes speed only.
 METHOD_PARAMS = {"pca": (), "umap": ("n_neighbors", "min_dist"), "tsne": ("perplexity",)}
 ALLOWED_PARAMS = ("n_neighbors", "min_dist", "perplexity", "n_jobs", "k")
@@ -146,11 +146,10 @@ def projector_params(method: str, params: dict | None, seed: int | None) -> dict
     return kw
 
 
-def _cache_key(ck_hash: str, fingerprint: str, method: str, kw: dict, max_points, seed) -> str:
-    key = {"v": CACHE_VERSION, "checkpoint": ck_hash, "cohort": fingerprint, "method": method,
+def _cache_key(ck_hash: str, fingerprint: str, method: str, kw: dict, max_points, seed) -> dict:
+    return {"v": CACHE_VERSION, "checkpoint": ck_hash, "cohort": fingerprint, "method": method,
            "params": {p: kw[p] for p in METHOD_PARAMS[method] if p in kw}, "k": kw.get("k", 10),
            "max_points": max_points, "seed": seed}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
 def _probe_kl(loaded: LoadedCheckpoint, c: Cohort, Z_all: np.ndarray, rows: np.ndarray) -> pd.Series:
@@ -177,13 +176,11 @@ def _clusters(model, Z: np.ndarray) -> np.ndarray | None:
 
 
 # ----------------------------------------------------------------- the map
-def _read_cached(points_file: Path, struct_file: Path, rows: np.ndarray):
+def _read_cached(key: dict, rows: np.ndarray):
     """(points table, structure table) from the cache, or None when absent, unreadable or for other rows."""
-    if not (points_file.is_file() and struct_file.is_file()):
-        return None
-    try:
-        pts, structure = pd.read_parquet(points_file), pd.read_parquet(struct_file)
-    except (OSError, ValueError):  # truncated or foreign file: recompute and overwrite
+    pts = disk_cache.lookup(CACHE_SCOPE, {**key, "part": "points"}, disk_cache.PARQUET)
+    structure = disk_cache.lookup(CACHE_SCOPE, {**key, "part": "structure"}, disk_cache.PARQUET)
+    if pts is None or structure is None:  # absent, or truncated / foreign: recompute and overwrite
         return None
     if len(pts) != len(rows) or not (pts["row"].to_numpy() == rows).all():
         return None
@@ -267,10 +264,8 @@ def build_latent_map(checkpoint: LoadedCheckpoint | str | Path, cohort: Cohort |
     meta = c.metadata.iloc[rows].reset_index(drop=True)
 
     key = _cache_key(ck_hash, c.fingerprint, method, kw, max_points, seed)
-    cache_dir = home() / "cache" / "projections"
-    points_file, struct_file = cache_dir / f"{key}.parquet", cache_dir / f"{key}-structure.parquet"
     t = time.perf_counter()
-    hit = _read_cached(points_file, struct_file, rows) if use_cache else None
+    hit = _read_cached(key, rows) if use_cache else None
     if hit is not None:
         pts, structure = hit
         projector = Projector.from_embedding(Z_all[rows], pts[["x", "y"]].to_numpy(np.float32), **kw)
@@ -278,8 +273,9 @@ def build_latent_map(checkpoint: LoadedCheckpoint | str | Path, cohort: Cohort |
     else:
         projector, pts, structure = _compute(checkpoint, c, model_type, kw, Z_all, rows, meta, seed, timings)
         if use_cache:
-            write_table(structure, struct_file)   # the points file, written last, marks a complete entry
-            write_table(pts, points_file)
+            # the points file, written last, marks a complete entry
+            disk_cache.store(CACHE_SCOPE, {**key, "part": "structure"}, structure, disk_cache.PARQUET)
+            disk_cache.store(CACHE_SCOPE, {**key, "part": "points"}, pts, disk_cache.PARQUET)
 
     table = _assemble(rows, meta, pts, emb)
     timings["total_s"] = time.perf_counter() - t_start

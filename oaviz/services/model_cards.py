@@ -1,117 +1,20 @@
-"""Checkpoints for the app: where they are, what each one is (its card), which models can be trained.
+"""Checkpoints for the app: what each one is (its card), which models can be trained.
 
-A checkpoint is a folder with ``model.safetensors`` + ``config.json`` (see the
-training contract). Bundled ones live in ``checkpoints_dir()``; a training job
-started from the app writes ``<run folder>/checkpoint``. Listing only peeks at
-config.json (no torch import, no weights), so the sidebar can call it on every
-rerun; full cards go through ``oaviz.training.checkpoint.read_checkpoint_info``.
+A checkpoint is a folder with ``model.safetensors`` + ``config.json``; finding,
+listing and reading them is ``oaviz.models.checkpoints`` (the listing names are
+re-exported here for the pages). Bundled ones live in ``checkpoints_dir()``; a
+training job started from the app writes ``<run folder>/checkpoint``. Listing
+only peeks at config.json (no weights), so the sidebar can call it on every rerun.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from oaviz.paths import checkpoints_dir, runs_dir
-
-WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
-
-
-class TrainingUnavailable(RuntimeError):
-    """The training engine (oaviz.training) is not installed in this build."""
-
-
-@dataclass(frozen=True)
-class CheckpointEntry:
-    """One checkpoint folder as the pickers list it."""
-
-    path: Path
-    origin: str            # "bundled" or "run"
-    model_type: str
-    preset: str
-    summary: str = ""
-
-    @property
-    def label(self) -> str:
-        where = "bundled" if self.origin == "bundled" else f"run {self.path.parent.name}"
-        return f"{self.path.name if self.origin == 'bundled' else self.model_type} · {self.preset} · {where}"
-
-
-def is_checkpoint(path: str | os.PathLike) -> bool:
-    p = Path(path)
-    return (p / WEIGHTS).is_file() and (p / CONFIG).is_file()
-
-
-def _peek(path: Path, origin: str) -> CheckpointEntry | None:
-    try:
-        cfg = json.loads((path / CONFIG).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(cfg, dict):
-        return None
-    card = cfg.get("card") if isinstance(cfg.get("card"), dict) else {}
-    return CheckpointEntry(path=path, origin=origin, model_type=str(cfg.get("model_type", "unknown")),
-                           preset=str(cfg.get("preset", "?")), summary=str(card.get("summary", "")))
-
-
-def list_checkpoints(bundled_root: str | os.PathLike | None = None,
-                     runs_root: str | os.PathLike | None = None) -> list[CheckpointEntry]:
-    """Bundled checkpoints (sorted by name), then checkpoints of runs (newest first)."""
-    bundled = Path(bundled_root) if bundled_root is not None else checkpoints_dir()
-    runs = Path(runs_root) if runs_root is not None else runs_dir()
-    out: list[CheckpointEntry] = []
-    if bundled.is_dir():
-        for d in sorted(bundled.iterdir()):
-            if d.is_dir() and not d.name.startswith(".") and is_checkpoint(d) and (e := _peek(d, "bundled")):
-                out.append(e)
-    if runs.is_dir():
-        found = []
-        for run in runs.iterdir():
-            if not run.is_dir() or run.name.startswith("."):
-                continue
-            for d in (run / "checkpoint", run):
-                if is_checkpoint(d) and (e := _peek(d, "run")):
-                    found.append((d.stat().st_mtime, e))
-                    break
-        out += [e for _, e in sorted(found, key=lambda t: t[0], reverse=True)]
-    return out
-
-
-def _checkpoint_module():
-    try:
-        from oaviz.training import checkpoint
-    except ImportError:
-        raise TrainingUnavailable("the training engine (oaviz.training.checkpoint) is not installed in this "
-                                  "build yet") from None
-    return checkpoint
-
-
-def training_status() -> tuple[bool, str]:
-    """(available, reason): whether checkpoints can be read and `oaviz train` exists."""
-    try:
-        _checkpoint_module()
-    except TrainingUnavailable as e:
-        return False, str(e)
-    try:
-        names = _subcommands()
-    except Exception as e:  # a broken command module must not take the page down
-        return False, f"the command line does not load ({type(e).__name__}: {e})"
-    if "train" not in names:
-        return False, "`oaviz train` is not registered yet"
-    return True, ""
-
-
-def _subcommands() -> set[str]:
-    from oaviz.cli import build_parser
-
-    parser = build_parser()
-    for action in parser._actions:  # argparse keeps subparsers as an action with a name→parser map
-        if getattr(action, "choices", None) and isinstance(action.choices, dict):
-            return set(action.choices)
-    return set()
+from oaviz.models.checkpoints import (  # noqa: F401 (is_checkpoint: re-exported for the pages)
+    CheckpointEntry, is_checkpoint, list_checkpoints, read_checkpoint_info,
+)
 
 
 @dataclass
@@ -158,22 +61,26 @@ def format_value(v) -> str:
 
 
 def format_seconds(s) -> str:
-    """Training time as '0.4 s', '42 s', '3.5 min' or '2.1 h' ('' when unknown)."""
+    """A duration or ETA: '4.2 s', '45 s', '3 min 10 s', '1 h 05 min' ('—' when unknown)."""
     if not _is_num(s):
-        return ""
-    s = float(s)
+        return "—"
+    s = max(0.0, float(s))
     if s < 10:
         return f"{s:.1f} s"
-    return f"{s:.0f} s" if s < 120 else f"{s / 60:.1f} min" if s < 7200 else f"{s / 3600:.1f} h"
+    s = int(round(s))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60:02d} s"
+    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
 def checkpoint_cards(entries: list[CheckpointEntry] | None = None) -> list[CheckpointCard]:
     """Cards of the given (default: all listed) checkpoints; one unreadable card does not hide the others."""
-    mod = _checkpoint_module()
     cards = []
     for e in list_checkpoints() if entries is None else entries:
         try:
-            cards.append(CheckpointCard(entry=e, info=dict(mod.read_checkpoint_info(e.path))))
+            cards.append(CheckpointCard(entry=e, info=dict(read_checkpoint_info(e.path))))
         except Exception as err:  # shown in the table's error column
             cards.append(CheckpointCard(entry=e, error=f"{type(err).__name__}: {err}"))
     return cards

@@ -18,8 +18,7 @@ import torch
 from oaviz.data.cohort import Cohort, load_cohort
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
-from oaviz.paths import resolve_checkpoint_path
-from oaviz.training.checkpoint import LoadedCheckpoint, load_checkpoint
+from oaviz.models.checkpoints import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
 from oaviz.training.data import resize_images
 
 
@@ -27,7 +26,7 @@ def as_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint) -> LoadedChe
     """A LoadedCheckpoint as is, or load one from its folder."""
     if isinstance(checkpoint, LoadedCheckpoint):
         return checkpoint
-    return load_checkpoint(resolve_checkpoint_path(checkpoint))  # a path, or a bundled checkpoint's name
+    return load_checkpoint(resolve_checkpoint(checkpoint))  # a path, or a bundled checkpoint's name
 
 
 def as_cohort(cohort: str | os.PathLike | Cohort) -> Cohort:

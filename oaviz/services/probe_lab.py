@@ -8,8 +8,6 @@ dual-head and clustering reports.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -24,12 +22,14 @@ from oaviz.analysis.feature_sets import RANDOM, RAW, RandomFeatures, feature_nam
 from oaviz.analysis.hierarchy import SaliencyResult, compare_variants, joint_space_masks, saliency_in_mask
 from oaviz.analysis.label_audit import LabelAudit, precision_recall_at
 from oaviz.analysis.paired_tests import bootstrap_ci
+from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort, load_cohort
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
-from oaviz.paths import checkpoints_dir, home
-from oaviz.services.embeddings import checkpoint_hash, embed_cohort, write_table
-from oaviz.training.checkpoint import load_checkpoint, read_checkpoint_info
+from oaviz.models.checkpoints import (
+    checkpoint_hash, list_checkpoints, load_checkpoint, read_checkpoint_info, resolve_checkpoint, scan_checkpoints,
+)
+from oaviz.services.embeddings import embed_cohort
 
 summarise = probes.summarise  # re-exported: pages import services only
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -42,15 +42,6 @@ def _cohort(cohort: Cohort | str | Path) -> Cohort:
 
 
 # ----------------------------------------------------------------- feature sets
-def resolve_checkpoint(name: str | Path) -> Path:
-    """A checkpoint folder from a path or a bundled checkpoint's name (ConfigError when neither)."""
-    p = Path(name)
-    for cand in (p, checkpoints_dir() / str(name)):
-        if (cand / "config.json").is_file() and (cand / "model.safetensors").is_file():
-            return cand
-    raise ConfigError(f"unknown feature set {str(name)!r}: not 'raw', 'random' or a checkpoint folder")
-
-
 def checkpoint_features(ckpt: str | Path, cohort: Cohort | str | Path) -> tuple[str, np.ndarray]:
     """(name, Z float32 [N, D]): a checkpoint's embedding of every cohort row, via the embedding cache."""
     path = resolve_checkpoint(ckpt)
@@ -140,11 +131,10 @@ def _feature_key(cohort: Cohort, name: str) -> str:
     return f"{feature_name(resolve_checkpoint(name))}:{checkpoint_hash(resolve_checkpoint(name))}"
 
 
-def grid_cache_key(cohort: Cohort, feature_names: Sequence[str], **settings) -> str:
-    """Hash of everything a grid's result depends on (16 hex)."""
-    payload = {"cohort": cohort.fingerprint, "features": [_feature_key(cohort, n) for n in feature_names],
-               "version": __version__, **settings}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def grid_cache_key(cohort: Cohort, feature_names: Sequence[str], **settings) -> dict:
+    """Everything a grid's result depends on (the disk cache key)."""
+    return {"cohort": cohort.fingerprint, "features": [_feature_key(cohort, n) for n in feature_names],
+            "version": __version__, **settings}
 
 
 def run_frozen_grid(cohort: Cohort | str | Path, feature_names: Sequence[str], target: str = "oa",
@@ -167,16 +157,16 @@ def run_frozen_grid(cohort: Cohort | str | Path, feature_names: Sequence[str], t
     y, y_kind, tr, te = probe_labels(c, target)
     settings = dict(target=target, fractions=fractions, noise=noise, noise_kind=noise_kind, seeds=int(seeds),
                     classifier=classifier, raw_size=int(raw_size), random_dim=random_dim, random_draw="per-seed")
-    path = home() / "cache" / "probes" / f"{grid_cache_key(c, names, **settings)}.parquet"
-    if cache and path.is_file():
-        return pd.read_parquet(path)
-    feats = build_feature_sets(c, names, raw_size, random_dim)
-    grid = probes.ProbeGrid(feats, y, target=target, fractions=fractions, noise=noise, noise_kind=noise_kind,
-                            seeds=int(seeds), classifier=classifier, n_jobs=n_jobs, backend=backend, y_kind=y_kind)
-    df = grid.run(tr, te, progress=progress)
-    if cache:
-        write_table(df, path)
-    return df
+
+    def compute() -> pd.DataFrame:
+        feats = build_feature_sets(c, names, raw_size, random_dim)
+        grid = probes.ProbeGrid(feats, y, target=target, fractions=fractions, noise=noise, noise_kind=noise_kind,
+                                seeds=int(seeds), classifier=classifier, n_jobs=n_jobs, backend=backend,
+                                y_kind=y_kind)
+        return grid.run(tr, te, progress=progress)
+
+    return disk_cache.cached(grid_cache_key(c, names, **settings), compute, disk_cache.PARQUET, scope="probes",
+                             enabled=cache)
 
 
 # ----------------------------------------------------------------- CNN arm as a job
@@ -319,24 +309,17 @@ class HierarchyReport:
 
 def dual_head_checkpoints(roots: Sequence[str | Path] | None = None) -> dict[str, Path]:
     """{variant: newest checkpoint} of dual-head checkpoints under the bundled folder and runs."""
-    from oaviz.paths import runs_dir
-
-    roots = [checkpoints_dir(), runs_dir()] if roots is None else [Path(r) for r in roots]
+    entries = list_checkpoints() if roots is None else [e for r in roots for e in scan_checkpoints(r)]
     found: dict[str, tuple[float, Path]] = {}
-    for root in roots:
-        if not Path(root).is_dir():
+    for e in entries:
+        if e.model_type != "dual_head":
             continue
-        for cfg in list(Path(root).glob("*/config.json")) + list(Path(root).glob("*/checkpoint/config.json")):
-            try:
-                info = json.loads(cfg.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if info.get("model_type") != "dual_head" or not (cfg.parent / "model.safetensors").is_file():
-                continue
-            variant = (info.get("config") or {}).get("variant", "dual")
-            t = cfg.stat().st_mtime
-            if variant not in found or t > found[variant][0]:
-                found[variant] = (t, cfg.parent)
+        try:
+            variant = (read_checkpoint_info(e.path).get("config") or {}).get("variant", "dual")
+        except ConfigError:
+            continue
+        if variant not in found or e.mtime > found[variant][0]:
+            found[variant] = (e.mtime, e.path)
     return {v: p for v, (_, p) in sorted(found.items())}
 
 

@@ -7,16 +7,14 @@ size (the reconstruction cannot hold more detail than that).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from oaviz.analysis.image_metrics import joint_space_width, mse, psnr, ssim
+from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
-from oaviz.paths import home
-from oaviz.services.embeddings import checkpoint_hash, write_table
+from oaviz.models.checkpoints import checkpoint_hash
 from oaviz.services.model_io import as_checkpoint, as_cohort, decode, encode, model_inputs, require_autoencoder
 from oaviz.training.checkpoint import LoadedCheckpoint
 
@@ -94,8 +92,8 @@ def _report_rows(model, c: Cohort, rows: np.ndarray, batch_size: int = 64) -> pd
     return df[list(REPORT_COLUMNS)]
 
 
-def _report_cache(loaded: LoadedCheckpoint, c: Cohort) -> Path:
-    return home() / "cache" / "reconstructions" / f"v{REPORT_VERSION}-{checkpoint_hash(loaded.path)}-{c.fingerprint}.parquet"
+def _report_key(loaded: LoadedCheckpoint, c: Cohort) -> dict:
+    return {"v": REPORT_VERSION, "checkpoint": checkpoint_hash(loaded.path), "cohort": c.fingerprint}
 
 
 def reconstruction_report(checkpoint, cohort, rows=None, grades=None, limit: int | None = None,
@@ -111,16 +109,14 @@ def reconstruction_report(checkpoint, cohort, rows=None, grades=None, limit: int
     """
     loaded, c = as_checkpoint(checkpoint), as_cohort(cohort)
     model = require_autoencoder(loaded)
-    cache = _report_cache(loaded, c) if use_cache else None
-    if cache is not None and cache.is_file():
-        df = pd.read_parquet(cache)
+    key = _report_key(loaded, c)
+    if rows is None:  # the whole cohort: from the cache, or computed and cached
+        df = disk_cache.cached(key, lambda: _report_rows(model, c, np.arange(len(c), dtype=np.int64)),
+                               disk_cache.PARQUET, scope="reconstructions", enabled=use_cache)
+    else:  # some rows: from a cached whole-cohort report when there is one, else just those rows
+        df = disk_cache.lookup("reconstructions", key, disk_cache.PARQUET) if use_cache else None
+    if df is not None:
         df["kl"] = df["kl"].astype("Int64")
-    elif rows is None:
-        df = _report_rows(model, c, np.arange(len(c), dtype=np.int64))
-        if cache is not None:
-            write_table(df, cache)
-    else:
-        df = None
     if rows is not None:
         want = np.unique(np.asarray(rows, dtype=np.int64).reshape(-1))
         if len(want) and (want.min() < 0 or want.max() >= len(c)):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shlex
 import sys
 import time
@@ -25,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from oaviz.data.atomic import atomic_file, write_json
 from oaviz.data.cohort import load_cohort
 from oaviz.models.base import ConfigError, build_model, get_spec, make_config
 from oaviz.training import ddp
@@ -88,12 +88,9 @@ def _save_resume(run_dir: Path, model, opt, state: dict) -> None:
         for k, v in st.items():
             t = v if torch.is_tensor(v) else torch.tensor(v)
             tensors[f"opt.{pid}.{k}"] = t.detach().cpu().contiguous()
-    tmp = run_dir / "last.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(run_dir / "last.safetensors")
-    meta = {**state, "param_groups": osd["param_groups"]}
-    (run_dir / "last_state.json.tmp").write_text(json.dumps(meta))
-    (run_dir / "last_state.json.tmp").replace(run_dir / "last_state.json")
+    with atomic_file(run_dir / "last.safetensors") as tmp:
+        save_file(tensors, str(tmp))
+    write_json(run_dir / "last_state.json", {**state, "param_groups": osd["param_groups"]}, indent=None)
 
 
 def _load_resume(run_dir: Path, model, opt) -> dict | None:
@@ -298,7 +295,3 @@ def model_card(spec: TrainSpec, cohort, metrics: dict, model=None, train_data=No
     notes = model.card_notes() if hasattr(model, "card_notes") else {}
     card.update({str(k): str(v) for k, v in notes.items() if k not in card})
     return card
-
-
-def env_world() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))

@@ -6,6 +6,7 @@ import streamlit as st
 
 from oaviz.data.cohort import Cohort
 from oaviz.data.errors import DataError
+from oaviz.services.model_cards import format_seconds  # noqa: F401 (pages use layout.format_seconds)
 from oaviz.ui import loaders, state
 from oaviz.ui.frame import ensure_frame
 
@@ -38,14 +39,3 @@ def current_cohort() -> Cohort | None:
         st.error(f"The selected cohort cannot be opened: {e}", icon=":material/error:")
         return None
 
-
-def format_seconds(s: float | None) -> str:
-    """'45 s', '3 min 10 s', '1 h 05 min' — for ETAs and durations."""
-    if s is None:
-        return "—"
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"

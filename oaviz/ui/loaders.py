@@ -1,7 +1,7 @@
 """Cached loaders shared by every session of the app.
 
 Keys are the resolved path plus a content fingerprint (a cohort's fingerprint
-from cohort.json, a checkpoint's SHA-256 of its files), so an overwritten
+from cohort.json, a checkpoint's ``checkpoint_hash``), so an overwritten
 cohort or a retrained checkpoint is never served stale. Cached models are in
 eval mode with gradients off and must never be trained or mutated; cached
 cohorts are read-only memory maps (their metadata frames must not be modified
@@ -10,7 +10,6 @@ in place — filter to a copy).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from oaviz.data.cohort import Cohort
+from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint
 from oaviz.paths import checkpoints_dir, cohorts_dir, default_cohort_dir, runs_dir
 from oaviz.services import cohorts as cohort_service
 from oaviz.services import model_cards
@@ -96,33 +96,9 @@ def grade_figures(path: str, fingerprint: str) -> dict[str, go.Figure]:
 
 
 # ----------------------------------------------------------------- checkpoints
-@st.cache_data(show_spinner=False, max_entries=64)
-def _hash_files(path: str, stamp: tuple) -> str:
-    h = hashlib.sha256()
-    for name in (model_cards.CONFIG, model_cards.WEIGHTS):
-        with open(Path(path) / name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()[:16]
-
-
-def checkpoint_hash(path: str | Path) -> str:
-    """Content hash of a checkpoint folder (re-hashed only when a file's size or mtime changes)."""
-    key = _key(path)
-    stamp = tuple((n, (Path(key) / n).stat().st_size, (Path(key) / n).stat().st_mtime_ns)
-                  for n in (model_cards.CONFIG, model_cards.WEIGHTS))
-    return _hash_files(key, stamp)
-
-
 @st.cache_resource(show_spinner="Loading the model…", max_entries=6)
 def _checkpoint(path: str, content_hash: str):
-    from oaviz.training.checkpoint import load_checkpoint
-
-    loaded = load_checkpoint(path, device="cpu")
-    loaded.model.eval()
-    for p in loaded.model.parameters():
-        p.requires_grad_(False)  # shared by every session: nothing may train it
-    return loaded
+    return load_checkpoint(path, device="cpu", frozen=True)  # shared by every session: nothing may train it
 
 
 def checkpoint(path: str | Path):

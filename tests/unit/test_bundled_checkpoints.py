@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from oaviz.paths import resolve_checkpoint_path
+from oaviz.models.base import ConfigError
+from oaviz.models.checkpoints import resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
 BUDGET_BYTES = 100_000_000         # all bundled weights and configs together (the product budget)
@@ -27,4 +28,7 @@ def test_bundled_checkpoint_is_safetensors_and_names_existing_partners(path):
     for key in ("vqvae_checkpoint", "classifier_checkpoint", "discriminator_checkpoint"):
         name = info["config"].get(key)
         if name:
-            assert (resolve_checkpoint_path(name) / "model.safetensors").is_file(), f"{path.name}: {key}={name} missing"
+            try:
+                resolve_checkpoint(name)
+            except ConfigError:
+                pytest.fail(f"{path.name}: {key}={name} missing")

@@ -16,9 +16,10 @@ from oaviz.analysis.image_metrics import (
 from oaviz.analysis.latent_paths import lerp, nearest_distance, prior_log_density, slerp
 from oaviz.analysis.prototype_stats import assign, nearest_real, prototype_table, similarity_matrix
 from oaviz.analysis.severity_axis import SeverityAxis, orthonormal_basis
+from oaviz.data import disk_cache
 from oaviz.data.cohort import decode_landmarks, load_cohort
 from oaviz.data.errors import DataError
-from oaviz.services.embeddings import checkpoint_hash
+from oaviz.models.checkpoints import checkpoint_hash
 
 TINY = {"image_size": 64, "widths": [4, 8, 8, 8], "latent_dim": 8}
 
@@ -273,7 +274,7 @@ def test_window_level():
 
 
 def test_reconstruct_and_report(tiny_cohort, checkpoints, home):
-    from oaviz.services.reconstructions import reconstruct, reconstruction_report
+    from oaviz.services.reconstructions import REPORT_VERSION, reconstruct, reconstruction_report
     from oaviz.training.checkpoint import load_checkpoint
 
     c = load_cohort(tiny_cohort)
@@ -297,7 +298,8 @@ def test_reconstruct_and_report(tiny_cohort, checkpoints, home):
     assert rep["jsw_medial_orig_mm"].notna().mean() > 0.95
     merged = rep.merge(c.metadata[["image_id", "jsw_mm"]], on="image_id").dropna(subset=["jsw_medial_orig_mm"])
     assert stats.pearsonr(merged["jsw_medial_orig_mm"], merged["jsw_mm"]).statistic > 0.6
-    assert len(list((home / "cache" / "reconstructions").glob(f"*{checkpoint_hash(loaded.path)}*.parquet"))) == 1
+    key = {"v": REPORT_VERSION, "checkpoint": checkpoint_hash(loaded.path), "cohort": c.fingerprint}
+    assert disk_cache.cache_file("reconstructions", key, disk_cache.PARQUET).is_file()
     sub = reconstruction_report(checkpoints["beta_vae"], c, grades=[2, 3], limit=4)
     assert len(sub) <= 4 and sub["kl"].isin([2, 3]).all() and sub["mse"].is_monotonic_decreasing
     picked = reconstruction_report(checkpoints["beta_vae"], c, rows=[5, 1], use_cache=False)
@@ -324,9 +326,8 @@ def test_kl_probe_matches_sklearn_and_is_cached(tiny_cohort, checkpoints, home, 
     te, yte = kp.labelled_rows(c, "test")
     assert probe.test_accuracy == pytest.approx((ref.predict(Z[te]) == yte).mean())
     assert probe.n_train == len(tr) and probe.n_test == len(te)
-    files = list((home / "cache" / "kl_probe").glob(f"*{checkpoint_hash(checkpoints['beta_vae'])}*.npz"))
-    assert len(files) == 1
-    np.load(files[0], allow_pickle=False)["coef"]  # plain arrays, no pickle
+    key = {"v": kp.PROBE_VERSION, "checkpoint": checkpoint_hash(checkpoints["beta_vae"]), "cohort": c.fingerprint}
+    np.load(disk_cache.cache_file("kl_probe", key, disk_cache.NPZ), allow_pickle=False)["coef"]  # plain arrays, no pickle
     # Two grades only: sklearn fits one sigmoid score; the probe still yields 5 columns.
     y2 = np.where(y >= 2, 2, 0)
     two = kp.fit_kl_probe(Z[tr], y2)
