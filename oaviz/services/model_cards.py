@@ -20,10 +20,6 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
-class TrainingUnavailable(RuntimeError):
-    """The training engine (oaviz.training) is not installed in this build."""
-
-
 @dataclass(frozen=True)
 class CheckpointEntry:
     """One checkpoint folder as the pickers list it."""
@@ -78,40 +74,6 @@ def list_checkpoints(bundled_root: str | os.PathLike | None = None,
                     break
         out += [e for _, e in sorted(found, key=lambda t: t[0], reverse=True)]
     return out
-
-
-def _checkpoint_module():
-    try:
-        from oaviz.training import checkpoint
-    except ImportError:
-        raise TrainingUnavailable("the training engine (oaviz.training.checkpoint) is not installed in this "
-                                  "build yet") from None
-    return checkpoint
-
-
-def training_status() -> tuple[bool, str]:
-    """(available, reason): whether checkpoints can be read and `oaviz train` exists."""
-    try:
-        _checkpoint_module()
-    except TrainingUnavailable as e:
-        return False, str(e)
-    try:
-        names = _subcommands()
-    except Exception as e:  # a broken command module must not take the page down
-        return False, f"the command line does not load ({type(e).__name__}: {e})"
-    if "train" not in names:
-        return False, "`oaviz train` is not registered yet"
-    return True, ""
-
-
-def _subcommands() -> set[str]:
-    from oaviz.cli import build_parser
-
-    parser = build_parser()
-    for action in parser._actions:  # argparse keeps subparsers as an action with a name→parser map
-        if getattr(action, "choices", None) and isinstance(action.choices, dict):
-            return set(action.choices)
-    return set()
 
 
 @dataclass
@@ -169,11 +131,12 @@ def format_seconds(s) -> str:
 
 def checkpoint_cards(entries: list[CheckpointEntry] | None = None) -> list[CheckpointCard]:
     """Cards of the given (default: all listed) checkpoints; one unreadable card does not hide the others."""
-    mod = _checkpoint_module()
+    from oaviz.training.checkpoint import read_checkpoint_info
+
     cards = []
     for e in list_checkpoints() if entries is None else entries:
         try:
-            cards.append(CheckpointCard(entry=e, info=dict(mod.read_checkpoint_info(e.path))))
+            cards.append(CheckpointCard(entry=e, info=dict(read_checkpoint_info(e.path))))
         except Exception as err:  # shown in the table's error column
             cards.append(CheckpointCard(entry=e, error=f"{type(err).__name__}: {err}"))
     return cards
