@@ -5,9 +5,17 @@ from __future__ import annotations
 import streamlit as st
 
 from oaviz.services import jobs as job_service
-from oaviz.ui import jobs_panel, state
+from oaviz.ui import jobs_panel, loaders, state
 
 KEEP = "session"  # widget values survive tab and page switches
+
+
+def select_new_cohort(path: str, kind: str, message: str) -> None:
+    """A cohort written in this run: list the folders again, select it, say so on the next run; reruns (never returns)."""
+    loaders.clear_listings()
+    state.request_cohort(path)
+    state.flash(kind, message)
+    st.rerun()
 
 
 def _use_cohort(job: job_service.Job) -> None:

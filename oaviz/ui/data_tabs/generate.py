@@ -7,8 +7,8 @@ import streamlit as st
 from oaviz.data.errors import DataError
 from oaviz.services import cohorts
 from oaviz.services import jobs as job_service
-from oaviz.ui import loaders, state
-from oaviz.ui.data_tabs import KEEP, data_jobs
+from oaviz.ui import state
+from oaviz.ui.data_tabs import KEEP, data_jobs, select_new_cohort
 from oaviz.ui.demo import DEMO_MAX_SYNTH_IMAGES, demo_mode
 from oaviz.ui.layout import format_seconds
 
@@ -45,10 +45,8 @@ def generate() -> None:
                 with st.spinner("Generating…"):
                     cohorts.generate(out, joint=joint, subjects=int(subjects), visits=tuple(sorted(visits)),
                                      size=int(size), seed=int(seed))
-                loaders.clear_listings()
-                state.request_cohort(str(out))
-                state.flash("success", f"Generated **{out.name}** ({n_images:,} images) and selected it.")
-                st.rerun()
+                select_new_cohort(str(out), "success",  # reruns the page: nothing below runs
+                                  f"Generated **{out.name}** ({n_images:,} images) and selected it.")
             job = job_service.start_synth(out, joint=joint, subjects=int(subjects), visits=tuple(sorted(visits)),
                                           size=int(size), seed=int(seed))
             state.remember_job(state.DATA_JOBS, str(job.run_dir))

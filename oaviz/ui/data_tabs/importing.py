@@ -7,8 +7,8 @@ import streamlit as st
 from oaviz.data.errors import DataError
 from oaviz.services import cohorts, imports
 from oaviz.services import jobs as job_service
-from oaviz.ui import loaders, state
-from oaviz.ui.data_tabs import KEEP, data_jobs
+from oaviz.ui import state
+from oaviz.ui.data_tabs import KEEP, data_jobs, select_new_cohort
 from oaviz.ui.demo import demo_mode
 
 
@@ -69,10 +69,7 @@ def import_() -> None:
         except DataError as e:
             st.error(f"Import failed: {e}", icon=":material/error:")
         else:
-            loaders.clear_listings()
-            state.request_cohort(str(res.path))
             msg = f"Imported **{res.path.name}**: {res.n_images:,} images"
             if res.skipped:
                 msg += f"; {len(res.skipped)} file(s) skipped — first: {res.skipped[0]}"
-            state.flash("warning" if res.skipped else "success", msg + ".")
-            st.rerun()
+            select_new_cohort(str(res.path), "warning" if res.skipped else "success", msg + ".")
