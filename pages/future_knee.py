@@ -7,28 +7,23 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from oaviz.services import cohort_risk
-from oaviz.services import jobs as job_service
 from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import current_model, pick_checkpoint_of
-from oaviz.ui.navigation import page_by_file
+from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import PLOT_FONT
 
-PAGE = page_by_file("pages/future_knee.py")
-layout.page_header(PAGE.title, "A latent diffusion model, trained on pairs of visits of the same knee, imagines "
-                   "the next visit. Several samples give the mean future, where they disagree, what changes, and "
-                   "the risk that the grade goes up.", PAGE.icon)
-cohort = layout.current_cohort()
-if cohort is None:
-    st.stop()
+ctx = layout.start_page("pages/future_knee.py", "A latent diffusion model, trained on pairs of visits of the same "
+                        "knee, imagines the next visit. Several samples give the mean future, where they disagree, "
+                        "what changes, and the risk that the grade goes up.")
+cohort, cohort_ref = ctx.cohort, ctx.cohort_ref
 ckpt = pick_checkpoint_of("latent_diffusion", "Diffusion checkpoint", "future.ckpt",
                           "No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
                           "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "
                           "(see the README).")
 if ckpt is None:
     st.stop()
-cohort_path = str(cohort.path)
 
 c = st.columns([2, 1, 1, 1])
 with c[0]:
@@ -44,7 +39,7 @@ if not st.toggle("Generate", value=True, key="future.go", help="Sampling runs th
                  "takes about a second for 4 futures × 20 steps at the demo size."):
     st.stop()
 
-res = cached.futures(ckpt, cohort_path, knee, n, steps, seed, None)
+res = cached.futures(ModelRef.of(ckpt), cohort_ref, knee, n, steps, seed, None)
 m = st.columns(4)
 m[0].metric("Risk of progression", f"{res.risk:.0%}", border=True,
             help="Σ over grade pairs with future > now of p(now = i)·p(future = j), the future probabilities "
@@ -70,9 +65,7 @@ with st.container(border=True):
     if st.button("Compute the cohort's risks", key="future.reference", icon=":material/leaderboard:"):
         job = cohort_risk.start_reference_job(ckpt, cohort)
         state.remember_job("future.jobs", str(job.run_dir))
-    if st.session_state.get("future.jobs"):
-        jobs_panel.live_jobs(lambda: [job_service.read_job(r) for r in st.session_state.get("future.jobs", [])],
-                             key="future", show_curve=False)
+    jobs_panel.session_jobs("future.jobs", key="future")
 
 cols = st.columns(5)
 cols[0].image(to_uint8(res.today), caption="today", width="stretch")
@@ -108,7 +101,8 @@ st.subheader("On the latent map", anchor=False)
 mapper = current_model("autoencoder")
 if mapper is not None:
     imgs = [res.today, *res.futures] + ([res.real_future] if res.real_future is not None else [])
-    lm, xy = cached.place_on_pca_map(mapper, cohort_path, np.stack(imgs))
+    lm = cached.latent_map(mapper.ref, cohort_ref, **cached.PCA_MAP)
+    xy = cached.place_on_pca_map(mapper.ref, cohort_ref, np.stack(imgs))
     t = lm.table
     fig = go.Figure()
     fig.add_scattergl(x=t["x"], y=t["y"], mode="markers", name="cohort", hoverinfo="skip",

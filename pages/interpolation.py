@@ -9,25 +9,13 @@ import streamlit as st
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
-from oaviz.ui.model_pick import current_model
-from oaviz.ui.navigation import page_by_file
+from oaviz.ui.strips import image_row
 from oaviz.ui.theme import ACCENT, PLOT_FONT, kl_color
 
-PAGE = page_by_file("pages/interpolation.py")
-layout.page_header(PAGE.title, "Walk the latent space between two knees, and move one knee along the direction of "
-                   "disease. Every step is decoded; the checks below say whether it still looks like real data.",
-                   PAGE.icon)
-cohort = layout.current_cohort()
-model = current_model("autoencoder") if cohort is not None else None
-if cohort is None or model is None:
-    st.stop()
-cohort_path = str(cohort.path)
-
-
-def strip(images: np.ndarray, captions: list[str]) -> None:
-    cols = st.columns(len(images))
-    for col, img, cap in zip(cols, images, captions):
-        col.image(to_uint8(img), caption=cap, width="stretch")
+ctx = layout.start_page("pages/interpolation.py", "Walk the latent space between two knees, and move one knee along "
+                        "the direction of disease. Every step is decoded; the checks below say whether it still looks "
+                        "like real data.", model="autoencoder")
+cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
 
 
 def grade_caption(pred: np.ndarray | None, probs: np.ndarray | None, i: int) -> str:
@@ -52,8 +40,8 @@ with tab_path:
     if a is None or b is None:
         st.info("Upload a file for each knee chosen as an upload.")
     else:
-        res = cached.interpolate(model, cohort_path, a, b, steps, path)
-        strip(res.images, [f"t={t:.2f}\n{grade_caption(res.pred_kl, res.kl_probs, i)}" for i, t in enumerate(res.t)])
+        res = cached.interpolate(model_ref, cohort_ref, a, b, steps, path)
+        image_row(res.images, [f"t={t:.2f}\n{grade_caption(res.pred_kl, res.kl_probs, i)}" for i, t in enumerate(res.t)])
         ratio = res.manifold_ratio
         m = st.columns(3)
         m[0].metric("Worst on-manifold ratio", f"{ratio.max():.2f}",
@@ -95,7 +83,7 @@ with tab_axis:
         st.info("The severity axis needs KL grades in the cohort.")
     else:
         grades = tuple(np.round(np.linspace(lo, hi, 5), 2))
-        walk = cached.severity_walk(model, cohort_path, row, grades, method)
+        walk = cached.severity_walk(model_ref, cohort_ref, row, grades, method)
         s = walk.stats
         m = st.columns(4)
         m[0].metric("Spearman ρ with rater KL", f"{s.spearman_kl:.2f}", border=True,
@@ -105,7 +93,7 @@ with tab_axis:
                     border=True)
         m[3].metric("This knee on the axis", f"{walk.position:+.2f} grades", border=True)
         st.image(to_uint8(walk.original), caption="the knee as the model sees it", width=160)
-        strip(walk.images, [f"{g:+.1f} grade{'s' if abs(g) != 1 else ''}\n"
+        image_row(walk.images, [f"{g:+.1f} grade{'s' if abs(g) != 1 else ''}\n"
                             f"{grade_caption(walk.pred_kl, walk.kl_probs, i)}" for i, g in enumerate(walk.grades)])
         st.caption(f"Direction: {method}; removed nuisance directions: {', '.join(s.nuisance_names) or 'none'}; "
                    f"one grade = {s.grade_step:.2f} latent units.")

@@ -12,15 +12,13 @@ from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.images import heat, to_uint8
 from oaviz.ui.model_pick import pick_checkpoint_of
-from oaviz.ui.navigation import page_by_file
+from oaviz.ui.refs import ModelRef
 
-PAGE = page_by_file("pages/key_exchange.py")
-layout.page_header(PAGE.title, "KECAE splits each knee's code into key features (what a KL 0 vs KL 2 "
-                   "discriminator needs) and non-key features (everything else). Swapping the key parts turns the "
-                   "healthy knee towards OA and the OA knee towards healthy, keeping each one's anatomy.", PAGE.icon)
-cohort = layout.current_cohort()
-if cohort is None:
-    st.stop()
+ctx = layout.start_page("pages/key_exchange.py", "KECAE splits each knee's code into key features (what a KL 0 vs "
+                        "KL 2 discriminator needs) and non-key features (everything else). Swapping the key parts "
+                        "turns the healthy knee towards OA and the OA knee towards healthy, keeping each one's "
+                        "anatomy.")
+cohort = ctx.cohort
 if not cohort.has_kl:
     st.info("Key exchange needs KL grades to find KL 0 and KL 2 knees.")
     st.stop()
@@ -39,7 +37,7 @@ if not len(rows_a) or not len(rows_b):
 c = st.columns(2)
 a = c[0].selectbox(f"KL {ga} knee", rows_a.tolist(), key="exchange.a", format_func=lambda r: meta["image_id"].iloc[r])
 b = c[1].selectbox(f"KL {gb} knee", rows_b.tolist(), key="exchange.b", format_func=lambda r: meta["image_id"].iloc[r])
-res = cached.exchange(ckpt, str(cohort.path), a, b)
+res = cached.exchange(ModelRef.of(ckpt), ctx.cohort_ref, a, b)
 p = res.p_grade_b
 st.caption(f"Discriminator: {info.get('card', {}).get('discriminator', 'see the checkpoint card')}. "
            f"P(KL {gb}) under each image.")
@@ -72,9 +70,7 @@ if c[2].button("Generate the augmentation set (a job)", key="exchange.augment", 
         state.remember_job("exchange.jobs", str(job.run_dir))
     except DataError as e:
         st.error(str(e), icon=":material/error:")
-if st.session_state.get("exchange.jobs"):
-    jobs_panel.live_jobs(lambda: [job_service.read_job(r) for r in st.session_state.get("exchange.jobs", [])],
-                         key="exchange", show_curve=False)
+jobs_panel.session_jobs("exchange.jobs", key="exchange")
 st.caption("The new cohort appears in the sidebar's cohort list when the job is done; train a classifier on it "
            "beside the original to measure what the exchanged images add (`bench/eval_exchange.py` does this "
            "for a logistic-regression classifier).")

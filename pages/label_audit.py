@@ -9,19 +9,13 @@ from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError
 from oaviz.services.probe_lab import corrected_labels
 from oaviz.ui import cached, layout, state
-from oaviz.ui.model_pick import current_model
-from oaviz.ui.navigation import page_by_file
 
 SHOWN = 50
-PAGE = page_by_file("pages/label_audit.py")
-layout.page_header(PAGE.title, "Labels are noisy (KL readers disagree on about a quarter of knees). Images whose "
-                   "label disagrees with the latent neighbourhood come first: review them beside their neighbours, "
-                   "accept or change the grade, and export the corrected labels.", PAGE.icon)
-cohort = layout.current_cohort()
-model = current_model("any") if cohort is not None else None
-if cohort is None or model is None:
-    st.stop()
-cohort_path = str(cohort.path)
+ctx = layout.start_page("pages/label_audit.py", "Labels are noisy (KL readers disagree on about a quarter of "
+                        "knees). Images whose label disagrees with the latent neighbourhood come first: review them "
+                        "beside their neighbours, accept or change the grade, and export the corrected labels.",
+                        model="any")
+cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
 meta = cohort.metadata
 col = "kl" if cohort.has_kl else "label"
 if meta[col].isna().all():
@@ -35,7 +29,7 @@ method = c[0].radio("Method", ["oof", "knn"], key=state.AUDIT_METHOD, horizontal
                          "it (confident learning). k-NN: the share of latent neighbours that disagree.")
 k = c[1].slider("Neighbours (k-NN)", 3, 50, 10, key=state.AUDIT_K, disabled=method != "knn")
 try:
-    rep = cached.label_audit(model, cohort_path, method, k)
+    rep = cached.label_audit(model_ref, cohort_ref, method, k)
 except (DataError, ConfigError) as e:  # e.g. a grade with a single image: no out-of-fold estimate for it
     st.error(f"The audit cannot run with these settings: {e}. Try the k-NN vote.", icon=":material/error:")
     st.stop()
@@ -63,7 +57,7 @@ row = int(r["row"])
 
 st.subheader(f"`{r['image_id']}`: rater says {int(r['given'])}, its neighbourhood says {int(r['suggested'])}",
              anchor=False)
-near = cached.audit_neighbours(model, cohort_path, row, k=6)
+near = cached.audit_neighbours(model_ref, cohort_ref, row, k=6)
 cols = st.columns(1 + len(near))
 cols[0].image(cohort.images[row], caption=f"this knee · label {int(r['given'])}", width="stretch")
 for cc, (_, n) in zip(cols[1:], near.iterrows()):

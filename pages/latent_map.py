@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -13,22 +12,16 @@ from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.knee_picker import UPLOAD_TYPES
 from oaviz.ui.map_figure import latent_map_figure, selected_points
-from oaviz.ui.map_params import DEFAULTS, size_safe_params
-from oaviz.ui.model_pick import current_model
-from oaviz.ui.navigation import page_by_file
+from oaviz.ui.map_params import param_controls
+from oaviz.ui.strips import knee_strip
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 PREFERRED_COLOURS = ("kl", "kl_true", "oa", "severity", "jsw_mm", "pred_kl", "cluster", "recon_error", "subject_id",
                      "visit_month", "side", "split", "progressor", "label")
-PAGE = page_by_file("pages/latent_map.py")
-layout.page_header(PAGE.title, "Every knee of the cohort as one point: its latent code projected to 2-D. Colour by "
-                   "any known column, lasso a group to see what it holds, click a knee to inspect it, click an "
-                   "empty spot to see what the model decodes there.", PAGE.icon)
-cohort = layout.current_cohort()
-model = current_model("any") if cohort is not None else None
-if cohort is None or model is None:
-    st.stop()
-cohort_path = str(cohort.path)
+ctx = layout.start_page("pages/latent_map.py", "Every knee of the cohort as one point: its latent code projected "
+                        "to 2-D. Colour by any known column, lasso a group to see what it holds, click a knee to "
+                        "inspect it, click an empty spot to see what the model decodes there.", model="any")
+cohort, model, cohort_ref = ctx.cohort, ctx.model, ctx.cohort_ref
 
 # ----------------------------------------------------------------- controls
 c = st.columns([1.2, 1.4, 1, 1])
@@ -38,20 +31,8 @@ max_points = c[2].select_slider("Points at most", [1000, 2000, 5000, 10000, 2000
                                 key=state.MAP_MAX_POINTS, help="Above this the map shows a seeded random subsample "
                                                                "(and says so).")
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, key=state.MAP_PARAMS + ".seed"))
-params = {}
-with st.expander(f"{METHODS[method]} parameters", expanded=False):
-    if method == "umap":
-        params["n_neighbors"] = st.slider("n_neighbors", 2, 100, DEFAULTS["umap"]["n_neighbors"],
-                                          key=state.MAP_PARAMS + ".nn")
-        params["min_dist"] = st.slider("min_dist", 0.0, 0.99, DEFAULTS["umap"]["min_dist"], 0.01,
-                                       key=state.MAP_PARAMS + ".md")
-    elif method == "tsne":
-        params["perplexity"] = st.slider("perplexity", 2.0, 100.0, DEFAULTS["tsne"]["perplexity"], 1.0,
-                                         key=state.MAP_PARAMS + ".perp")
-    else:
-        st.caption("PCA has no parameters: the two directions of largest variance.")
-params = size_safe_params(method, min(len(cohort), max_points), params)
-lm = cached.latent_map(model, cohort_path, method, params, max_points, seed)
+params = param_controls(method, METHODS[method], min(len(cohort), max_points))
+lm = cached.latent_map(model.ref, cohort_ref, method, params, max_points, seed)
 table = lm.table
 colours = [col for col in PREFERRED_COLOURS if col in table and table[col].notna().any()]
 colour = c[1].selectbox("Colour by", colours, key=state.MAP_COLOR)
@@ -68,7 +49,7 @@ with st.expander("Upload a knee (PNG, JPEG or DICOM) and see where it lands"):
     f = st.file_uploader("Knee radiograph", type=UPLOAD_TYPES, key=state.MAP_UPLOAD)
     if f is not None:
         try:
-            upload = cached.embed_upload(model, cohort_path, method, params, max_points, seed, f.getvalue(), f.name)
+            upload = cached.embed_upload(model.ref, cohort_ref, method, params, max_points, seed, f.getvalue(), f.name)
         except (DataError, ConfigError, ValueError) as e:  # a bad upload is reported in place; the page goes on
             st.error(f"Cannot place {f.name}: {e}", icon=":material/error:")
 
@@ -88,16 +69,6 @@ with left:
                "decoded there.")
 
 meta = cohort.metadata
-
-
-def knee_strip(frame: pd.DataFrame, n: int = 6) -> None:
-    cols = st.columns(n)
-    for col, (_, r) in zip(cols, frame.head(n).iterrows()):
-        grade = "" if "kl" not in r or pd.isna(r["kl"]) else f" · KL {int(r['kl'])}"
-        col.image(cohort.images[int(r["row"])], caption=f"{r['image_id']}{grade} · d={r['distance']:.2f}",
-                  width="stretch")
-
-
 with right:
     if upload is not None:
         st.markdown("**Your upload**")
@@ -107,7 +78,7 @@ with right:
             u[1].image(to_uint8(upload.recon), caption=f"reconstruction (MSE {upload.recon_error:.4f})",
                        width="stretch")
         st.markdown("Nearest knees in latent space")
-        knee_strip(upload.neighbours, 4)
+        knee_strip(cohort, upload.neighbours, 4)
     if len(rows) > 1:
         stats = selection_stats(cohort, lm, rows)
         st.markdown(f"**Selection: {stats.n} knees**")
@@ -126,7 +97,7 @@ with right:
         m = meta.iloc[int(detail)]
         st.markdown(f"**Knee `{m['image_id']}`**")
         if model.model_type in ("beta_vae", "vaesim"):
-            o, r, e = cached.reconstruct(model, cohort_path, [int(detail)])
+            o, r, e = cached.reconstruct(model.ref, cohort_ref, [int(detail)])
             k = st.columns(3)
             k[0].image(to_uint8(o[0]), caption="original", width="stretch")
             k[1].image(to_uint8(r[0]), caption="reconstruction", width="stretch")
@@ -136,7 +107,7 @@ with right:
         st.dataframe(m.drop(labels=[c for c in ("landmarks",) if c in m]).astype(str).rename("value"),
                      width="stretch")
         st.markdown("Nearest knees in latent space")
-        knee_strip(neighbours(lm, int(detail), k=6))
+        knee_strip(cohort, neighbours(lm, int(detail), k=6))
         b = st.columns(2)
         if b[0].button("Interpolate from this knee", key="map.to_interp_a", icon=":material/linear_scale:"):
             st.session_state[state.INTERP_A] = int(detail)

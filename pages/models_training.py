@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
 from oaviz.data.errors import DataError
@@ -12,55 +11,14 @@ from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
 from oaviz.ui import jobs_panel, layout, loaders, state
 from oaviz.ui.demo import DEMO_MAX_RUNNING_JOBS, DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
-from oaviz.ui.navigation import page_by_file
+from oaviz.ui.model_card import checkpoint_card
 
-PAGE = page_by_file("pages/models_training.py")
-layout.page_header(PAGE.title, "The checkpoints you can explore, with their cards, and training runs started "
-                   "as the same `oaviz train` command you would type — followed live, cancellable.", PAGE.icon)
+layout.start_page("pages/models_training.py", "The checkpoints you can explore, with their cards, and training runs "
+                  "started as the same `oaviz train` command you would type — followed live, cancellable.",
+                  cohort="none")
 
 
 # ----------------------------------------------------------------- checkpoints
-def _card(card: model_cards.CheckpointCard) -> None:
-    info = card.info
-    c = info.get("card") or {}
-    st.markdown(f"#### {card.row()['checkpoint']} · `{card.entry.model_type}`")
-    if card.error:
-        st.error(card.error, icon=":material/error:")
-        return
-    cols = st.columns(3)
-    for col, (key, label) in zip(cols, (("summary", "Summary"), ("intended_use", "Intended use"),
-                                        ("limitations", "Limitations"))):
-        with col.container(border=True):
-            st.markdown(f"**{label}**")
-            st.markdown(c.get(key) or "—")
-    t, cohort = info.get("training") or {}, info.get("cohort") or {}
-    a, b = st.columns(2, gap="large")
-    with a:
-        st.markdown("**Trained on**")
-        facts = {"cohort": card.cohort_name, "fingerprint": cohort.get("fingerprint"), "source": cohort.get("source"),
-                 "epochs": t.get("epochs"), "training time": model_cards.format_seconds(t.get("seconds")),
-                 "images seen": t.get("images_seen"), "device": t.get("device"), "preset": info.get("preset"),
-                 "oaviz": info.get("oaviz_version")}
-        st.table(pd.DataFrame({"value": [model_cards.format_value(v) for v in facts.values()]}, index=list(facts)),
-                 border="horizontal", hide_header=True)
-    with b:
-        st.markdown("**Final metrics**")
-        metrics = info.get("metrics") or {}
-        if metrics:
-            st.table(pd.DataFrame({"value": [model_cards.format_value(v) for v in metrics.values()]},
-                                  index=list(metrics)), border="horizontal", hide_header=True)
-        else:
-            st.caption("none recorded")
-    if t.get("command"):
-        st.markdown("**Reproduce with**")
-        st.code(t["command"], language="bash", wrap_lines=True)
-    with st.expander("Model config"):
-        st.json(info.get("config") or {}, expanded=False)
-    if state.selected_checkpoint() != str(card.entry.path):
-        st.button("Explore this checkpoint", icon=":material/arrow_forward:", on_click=state.request_checkpoint,
-                  args=(str(card.entry.path),), key=state.MODELS_USE)
-
-
 def _select_card(paths: tuple[str, ...]) -> None:
     sel = st.session_state[state.MODELS_TABLE].selection.rows
     if sel:
@@ -81,7 +39,7 @@ def checkpoints() -> None:
     chosen = st.session_state.get(state.MODELS_CARD)
     card = next((c for c in cards if str(c.entry.path) == chosen), cards[0])
     with st.container(border=True):
-        _card(card)
+        checkpoint_card(card)
 
 
 # ----------------------------------------------------------------- training

@@ -7,18 +7,12 @@ import streamlit as st
 
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
-from oaviz.ui.model_pick import current_model
-from oaviz.ui.navigation import page_by_file
 
 COLUMNS = 8
-PAGE = page_by_file("pages/prior_sampling.py")
-layout.page_header(PAGE.title, "Knees the model imagines: latents drawn from the prior N(0, T²·I), decoded. Each "
-                   "sample's KL grade is read by a probe trained on the cohort's real latents.", PAGE.icon)
-cohort = layout.current_cohort()
-model = current_model("autoencoder")
-if model is None:
-    st.stop()
-cohort_path = str(cohort.path) if cohort is not None else None
+ctx = layout.start_page("pages/prior_sampling.py", "Knees the model imagines: latents drawn from the prior "
+                        "N(0, T²·I), decoded. Each sample's KL grade is read by a probe trained on the cohort's real "
+                        "latents.", cohort="optional", model="autoencoder")
+model, cohort_ref = ctx.model, ctx.cohort_ref
 
 c = st.columns(3)
 n = c[0].select_slider("Samples", [8, 16, 24, 32, 48, 64], value=16, key=state.SAMPLE_N)
@@ -27,7 +21,7 @@ temperature = c[1].slider("Temperature T", 0.1, 2.0, 1.0, 0.05, key=state.SAMPLE
                                "further (and off the data).")
 seed = c[2].number_input("Seed", 0, 2**31 - 1, 0, key=state.SAMPLE_SEED)
 
-res = cached.sample_prior(model, cohort_path, n, temperature, seed)
+res = cached.sample_prior(model.ref, cohort_ref, n, temperature, seed)
 m = st.columns(3)
 if res.pred_kl is not None:
     counts = np.bincount(res.pred_kl, minlength=5)
@@ -57,7 +51,7 @@ if model.model_type == "vaesim":
     k = c[0].selectbox("Prototype", range(K), key=state.PROTO_PICK, format_func=lambda i: f"prototype {i}")
     thr = c[1].slider("Minimum cosine similarity", 0.0, 0.99, 0.8, 0.01, key=state.PROTO_THRESHOLD,
                       help="Only samples at least this similar to the prototype are kept.")
-    near = cached.sample_near_prototype(model, cohort_path, k, n, thr, seed)
+    near = cached.sample_near_prototype(model.ref, cohort_ref, k, n, thr, seed)
     st.caption(f"{len(near.images)} of {near.n_requested} samples kept (similarity ≥ {thr:.2f}).")
     cols = st.columns(COLUMNS)
     for i, img in enumerate(near.images[:COLUMNS * 2]):

@@ -3,10 +3,7 @@ under label scarcity and label noise; and the dual-head (OA/KL hierarchy) compar
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 import streamlit as st
 
 from oaviz.data.errors import DataError
@@ -14,21 +11,15 @@ from oaviz.services import jobs as job_service
 from oaviz.services.probe_lab import dual_head_checkpoints, read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
-from oaviz.ui.images import overlay, resized
-from oaviz.ui.navigation import page_by_file
-from oaviz.ui.theme import PLOT_FONT, kl_color
+from oaviz.ui.probe_views import FRACTIONS, curves, hierarchy_report
+from oaviz.ui.refs import ModelRef
 
-FRACTIONS = [0.05, 0.1, 0.25, 0.5, 1.0]
 FEATURE_MODELS = ("beta_vae", "vaesim", "dual_head")
-PALETTE = ["#2f6fae", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
-PAGE = page_by_file("pages/probe_lab.py")
-layout.page_header(PAGE.title, "Do frozen latent codes carry the disease? Train a simple classifier on them with "
-                   "few labels or noisy labels, against raw pixels, random features and an end-to-end CNN trained "
-                   "on the same labels; and compare single- and dual-head (OA/KL) supervision.", PAGE.icon)
-cohort = layout.current_cohort()
-if cohort is None:
-    st.stop()
-cohort_path = str(cohort.path)
+ctx = layout.start_page("pages/probe_lab.py", "Do frozen latent codes carry the disease? Train a simple classifier "
+                        "on them with few labels or noisy labels, against raw pixels, random features and an "
+                        "end-to-end CNN trained on the same labels; and compare single- and dual-head (OA/KL) "
+                        "supervision.")
+cohort, cohort_path, cohort_ref = ctx.cohort, ctx.cohort_path, ctx.cohort_ref
 if not cohort.has_kl and cohort.metadata["label"].isna().all():
     st.info("This cohort has no labels to probe.")
     st.stop()
@@ -43,23 +34,6 @@ def feature_options() -> dict[str, str]:
     out["raw"] = "raw pixels (32×32, standardised)"
     out["random"] = "random N(0, I) features"
     return out
-
-
-def curves(summary: pd.DataFrame, metric: str, labels: dict[str, str]) -> go.Figure:
-    """Metric against label fraction, one colour per feature set, solid clean / dashed noisy, ±1 std bars."""
-    fig = go.Figure()
-    s = summary[summary["metric"] == metric]
-    for i, (feat, part) in enumerate(s.groupby("feature", sort=False)):
-        for noise, p in part.groupby("noise"):
-            p = p.sort_values("fraction")
-            fig.add_scatter(x=p["fraction"], y=p["mean"], error_y=dict(type="data", array=p["std"], visible=True),
-                            mode="lines+markers", name=f"{labels.get(feat, feat)} · noise {noise:.0%}",
-                            line=dict(color=PALETTE[i % len(PALETTE)], dash="dash" if noise > 0 else "solid"))
-    fig.update_layout(height=420, font=PLOT_FONT, margin=dict(l=10, r=10, t=40, b=10), title=f"{metric} on the test split",
-                      xaxis=dict(title="share of training labels used", type="log", tickformat=".0%",
-                                 tickvals=FRACTIONS),
-                      yaxis=dict(title=metric), legend=dict(font=dict(size=11)))
-    return fig
 
 
 with tab_grid:
@@ -93,8 +67,8 @@ with tab_grid:
         st.info("Pick at least one feature set.")
     else:
         try:
-            df = cached.frozen_grid(cohort_path, features, target, fractions, noise_levels, noise_kind, seeds,
-                                    classifier)
+            refs = tuple(f if f in ("raw", "random") else ModelRef.of(f) for f in features)
+            df = cached.frozen_grid(cohort_ref, refs, target, fractions, noise_levels, noise_kind, seeds, classifier)
         except DataError as e:  # e.g. a cohort with ten classes and no KL grades: nothing binary to probe
             st.error(f"These probes cannot run on this cohort: {e}", icon=":material/error:")
             st.stop()
@@ -133,9 +107,7 @@ with tab_grid:
             job = start_cnn_job(cohort_path, target=target, fractions=fractions, noise=noise_levels,
                                 noise_kind=noise_kind, seeds=1 if capped else seeds, epochs=5 if capped else None)
             state.remember_job(state.PROBE_JOBS, str(job.run_dir))
-        if st.session_state.get(state.PROBE_JOBS):
-            jobs_panel.live_jobs(lambda: [job_service.read_job(r) for r in st.session_state.get(state.PROBE_JOBS, [])],
-                                 key="probe", show_curve=False)
+        jobs_panel.session_jobs(state.PROBE_JOBS, key="probe")
 
 with tab_hier:
     variants = {v: str(p) for v, p in dual_head_checkpoints().items()}
@@ -145,38 +117,4 @@ with tab_hier:
     elif not cohort.has_kl:
         st.info("The hierarchy comparison needs KL grades.")
     elif st.toggle(f"Compare {', '.join(sorted(variants))} on the test split", key=state.PROBE_HIER_RUN):
-        rep = cached.hierarchy(variants, cohort_path)
-        st.dataframe(rep.metrics, hide_index=True, width="stretch",
-                     column_config={c: st.column_config.NumberColumn(format="%.3f") for c in rep.metrics.columns
-                                    if rep.metrics[c].dtype.kind == "f"})
-        c = st.columns(2)
-        c[0].markdown("McNemar's test on the OA decisions, clustered by subject")
-        c[0].dataframe(rep.mcnemar, hide_index=True, width="stretch")
-        c[1].markdown("Paired bootstrap over subjects: difference a − b, 95 % CI and p")
-        c[1].dataframe(rep.bootstrap, hide_index=True, width="stretch")
-        names = list(rep.metrics["variant"])
-        rho = dict(zip(rep.metrics["variant"], rep.metrics["pc1_rho"]))
-        fig = make_subplots(1, len(names), subplot_titles=[f"{n}: PC1 ρ with KL = {rho[n]:.2f}" for n in names])
-        for i, n in enumerate(names, start=1):
-            p = rep.pca[rep.pca["variant"] == n]
-            fig.add_scattergl(x=p["pc1"], y=p["pc2"], mode="markers", row=1, col=i, showlegend=False,
-                              marker=dict(size=5, color=[kl_color(g) for g in p["kl"]], opacity=0.75),
-                              text=p["image_id"], hovertemplate="%{text}<extra></extra>")
-        fig.update_layout(height=360, font=PLOT_FONT, margin=dict(l=10, r=10, t=40, b=10))
-        st.plotly_chart(fig, key="probe.hier.pca")
-        st.caption("PCA of each model's penultimate features on the test split, knees coloured by KL. The centroid "
-                   "order along PC1 is in the table above. Each variant here is one training run (one seed): "
-                   "a difference between variants is a finding only if it holds over seeds (README).")
-        if rep.saliency:
-            st.markdown(f"**Gradient saliency of the OA score** (joint-space mask: {rep.mask_source})")
-            whole = rep.saliency_summary.set_index("variant")
-            for n, sal in rep.saliency.items():
-                w = whole.loc[n]
-                cols = st.columns(len(sal.share) + 1)
-                cols[0].metric(n, f"{w['share']:.0%}", help=f"Share of |∂ OA logit / ∂ x| inside the joint-space "
-                               f"mask over all {int(w['n'])} test images (95 % CI {w['lo']:.0%}–{w['hi']:.0%}, "
-                               f"subjects resampled); a uniform map would give {w['uniform']:.0%}.")
-                imgs = cohort.images[rep.saliency_rows]
-                for j, col in enumerate(cols[1:]):
-                    base = resized(imgs[j], sal.saliency.shape[-1])
-                    col.image(overlay(base, sal.saliency[j]), caption=f"{sal.share[j]:.0%} in mask", width="stretch")
+        hierarchy_report(cached.hierarchy({v: ModelRef.of(p) for v, p in variants.items()}, cohort_ref), cohort)

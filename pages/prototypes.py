@@ -12,22 +12,17 @@ import streamlit as st
 from oaviz.services.prototypes import matched_baseline_for
 from oaviz.ui import cached, layout, loaders, state
 from oaviz.ui.images import to_uint8
-from oaviz.ui.model_pick import current_model
-from oaviz.ui.navigation import page_by_file
 from oaviz.ui.map_params import size_safe_params
+from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import KL_COLORS, PLOT_FONT, kl_color
 
 COLUMNS = 8
-PAGE = page_by_file("pages/prototypes.py")
-layout.page_header(PAGE.title, "VAESim learns K prototypes and assigns every knee to the most similar one. Here: "
-                   "each prototype decoded, the grades in its cluster, its nearest real knees, and how well the "
-                   "clusters follow the grades compared with a plain VAE clustered by KMeans.", PAGE.icon)
-cohort = layout.current_cohort()
-model = current_model("vaesim") if cohort is not None else None
-if cohort is None or model is None:
-    st.stop()
-cohort_path = str(cohort.path)
-rep = cached.prototype_report(model, cohort_path, k=6)
+ctx = layout.start_page("pages/prototypes.py", "VAESim learns K prototypes and assigns every knee to the most "
+                        "similar one. Here: each prototype decoded, the grades in its cluster, its nearest real knees, "
+                        "and how well the clusters follow the grades compared with a plain VAE clustered by KMeans.",
+                        model="vaesim")
+cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
+rep = cached.prototype_report(model_ref, cohort_ref, k=6)
 table = rep.table
 K = len(rep.decoded)
 
@@ -80,7 +75,7 @@ for col, row in zip(cols[1:], rep.nearest_rows[k]):
 st.subheader("Map with the prototypes", anchor=False)
 method = st.radio("Projection", ["tsne", "umap", "pca"], horizontal=True, key=state.PROTO_PICK + ".method",
                   format_func={"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}.get)
-lm = cached.latent_map(model, cohort_path, method, size_safe_params(method, min(len(cohort), 3000)), 3000, 0)
+lm = cached.latent_map(model_ref, cohort_ref, method, size_safe_params(method, min(len(cohort), 3000)), 3000, 0)
 P = lm.projector.transform(rep.prototypes.astype(np.float32))
 t = lm.table
 fig = go.Figure()
@@ -112,7 +107,7 @@ else:
         st.caption(f"Baseline **{Path(vae_path).name}**: the same encoder, decoder, β and reconstruction weight "
                    "as this VAESim, without the prototypes (the paper's matched VAE).")
     if st.toggle("Compute the comparison (a few seconds)", key=state.PROTO_COMPARE):
-        cmp = cached.clustering_comparison(model, vae_path, cohort_path)
+        cmp = cached.clustering_comparison(model_ref, ModelRef.of(vae_path), cohort_ref)
         st.dataframe(cmp, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
                                     ("statistical_mapping_accuracy", "knn_accuracy", "linear_accuracy", "nmi")})

@@ -9,8 +9,6 @@ import streamlit as st
 from oaviz.services.reconstructions import report_summary, window_level
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8, zoom
-from oaviz.ui.model_pick import current_model
-from oaviz.ui.navigation import page_by_file
 
 PER_PAGE = 6
 
@@ -19,16 +17,12 @@ def mm(v: float) -> str:
     # NaN: no joint space could be found on the image (a gap narrower than a pixel, or too blurred to see)
     return "not measurable" if np.isnan(v) else f"{v:.2f} mm"
 
-PAGE = page_by_file("pages/reconstructions.py")
-layout.page_header(PAGE.title, "What the model keeps and what it loses: each knee beside its reconstruction, with "
-                   "the error as a heat map, MSE/PSNR/SSIM, and the joint-space width measured on both.", PAGE.icon)
-cohort = layout.current_cohort()
-model = current_model("autoencoder") if cohort is not None else None
-if cohort is None or model is None:
-    st.stop()
 
-cohort_path = str(cohort.path)
-report = cached.reconstruction_report(model, cohort_path)
+ctx = layout.start_page("pages/reconstructions.py", "What the model keeps and what it loses: each knee beside its "
+                        "reconstruction, with the error as a heat map, MSE/PSNR/SSIM, and the joint-space width "
+                        "measured on both.", model="autoencoder")
+model_ref, cohort_ref = ctx.model.ref, ctx.cohort_ref
+report = cached.reconstruction_report(model_ref, cohort_ref)
 summary = report_summary(report)
 
 m = st.columns(5)
@@ -62,7 +56,7 @@ if view.empty:
 n_pages = max(1, int(np.ceil(len(view) / PER_PAGE)))
 page_no = st.number_input(f"Page (of {n_pages}, {len(view):,} images)", 1, n_pages, 1, key=state.RECON_PAGE)
 shown = view.iloc[(page_no - 1) * PER_PAGE: page_no * PER_PAGE]
-orig, recon, err = cached.reconstruct(model, cohort_path, shown["row"].tolist())
+orig, recon, err = cached.reconstruct(model_ref, cohort_ref, shown["row"].tolist())
 
 vmax = float(np.percentile(np.abs(err), 99)) or None  # one colour scale for the page, so errors compare
 head = st.columns([1, 1, 1, 1.3])

@@ -10,9 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from oaviz.data.cohort import KL_GRADES
 from oaviz.data.errors import DataError
-
-KL_GRADES = (0, 1, 2, 3, 4)
 
 
 def _unit(A: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 REQUIRED_COLUMNS = ("image_id", "subject_id", "visit_month", "side", "label", "kl", "oa", "split")
 OPTIONAL_COLUMNS = ("kl_true", "severity", "jsw_mm", "progressor", "landmarks")
 SPLITS = ("train", "val", "test")
+KL_GRADES = (0, 1, 2, 3, 4)  # Kellgren–Lawrence: 0 none, 1 doubtful, 2 minimal (OA from here), 3 moderate, 4 severe
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 SIDES = ("R", "L", "")
 
@@ -144,7 +145,7 @@ def validate_metadata(meta: pd.DataFrame, n_images: int, where: object = None) -
         dup = meta.loc[meta["image_id"].astype(str).duplicated(), "image_id"].iloc[0]
         raise DataError(f"duplicate image_id {dup!r}", where)
     kl = pd.to_numeric(meta["kl"], errors="coerce")
-    bad = meta["kl"].notna() & (kl.isna() | ~kl.isin([0, 1, 2, 3, 4]))
+    bad = meta["kl"].notna() & (kl.isna() | ~kl.isin(KL_GRADES))
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"KL grade {meta['kl'].iloc[row]!r} outside 0–4 (row {row})", where)

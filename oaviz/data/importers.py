@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oaviz.data.cohort import assign_splits, write_cohort
+from oaviz.data.cohort import KL_GRADES, assign_splits, write_cohort
 from oaviz.data.errors import DataError
 from oaviz.data.readers import (
     DICOM_SUFFIXES, IMAGE_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
@@ -94,7 +94,7 @@ def _kl_value(v, where: str) -> int | None:
         f = float(v)
     except (TypeError, ValueError):
         raise DataError(f"KL grade {v!r} is not a number", where) from None
-    if f not in (0, 1, 2, 3, 4):
+    if f not in KL_GRADES:
         raise DataError(f"KL grade {v!r} outside 0–4", where)
     return int(f)
 

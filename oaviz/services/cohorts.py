@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oaviz.data.cohort import Cohort, is_cohort, list_cohorts, load_cohort
+from oaviz.data.cohort import KL_GRADES, Cohort, is_cohort, list_cohorts, load_cohort
 from oaviz.data.errors import DataError
 from oaviz.paths import cohorts_dir, default_cohort_dir
 
-KL_GRADES = (0, 1, 2, 3, 4)
 # Columns shown when browsing (landmarks are a long string: shown on the image instead).
 BROWSE_COLUMNS = ("image_id", "subject_id", "visit_month", "side", "label", "kl", "kl_true", "oa",
                   "severity", "jsw_mm", "progressor", "split")
@@ -211,7 +210,7 @@ def grade_distribution(meta: pd.DataFrame, label_names: list[str] | None = None)
         order = [f"KL {g}" for g in KL_GRADES] + (["unlabelled"] if grades.isna().any() else [])
     else:
         keys = meta["label"].astype(str)
-        order = sorted(keys.unique(), key=_natural_key)
+        order = sorted(keys.unique(), key=natural_key)
         if label_names and all(k.isdigit() and int(k) < len(label_names) for k in order):
             names = {k: f"{k} · {label_names[int(k)]}" for k in order}
             keys, order = keys.map(names), [names[k] for k in order]
@@ -226,7 +225,8 @@ def grade_distribution(meta: pd.DataFrame, label_names: list[str] | None = None)
     return table
 
 
-def _natural_key(s: str):
+def natural_key(s: str) -> list:
+    """Sort key that orders embedded numbers by value: 'label 2' before 'label 10'."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", s)]
 
 

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from oaviz.analysis.latent_structure import structure_table
 from oaviz.analysis.projections import METHODS, Projector
 from oaviz.data import disk_cache
-from oaviz.data.cohort import Cohort
+from oaviz.data.cohort import KL_GRADES, Cohort
 from oaviz.data.errors import DataError
 from oaviz.data.readers import preprocess_any
 from oaviz.models.base import Autoencoder, ConfigError
@@ -48,7 +48,6 @@ CACHE_SCOPE = "projections"
 # Parameters each method's map depends on (the cache key); n_jobs changes speed only.
 METHOD_PARAMS = {"pca": (), "umap": ("n_neighbors", "min_dist"), "tsne": ("perplexity",)}
 ALLOWED_PARAMS = ("n_neighbors", "min_dist", "perplexity", "n_jobs", "k")
-KL_GRADES = (0, 1, 2, 3, 4)
 
 
 @dataclass

@@ -1,9 +1,11 @@
-"""Streamlit caches around the latent services, keyed by checkpoint content hash and cohort fingerprint.
+"""Streamlit caches around the latent services: one cached function per resource, keyed by typed refs.
 
 The services keep their own disk caches; these add an in-memory layer shared
 by every session, so a rerun that changes only a display control (zoom,
-window, colour) never recomputes. Arguments starting with ``_`` are not
-hashed: the content hash and the fingerprint stand for them.
+window, colour) never recomputes. Checkpoints and cohorts are passed as
+``ModelRef``/``CohortRef`` (``oaviz.ui.refs``): the cache hashes their path and
+content hash / fingerprint, and each function loads the shared eval-mode model
+and memory-mapped cohort from them. Nothing here trains or mutates a model.
 """
 
 from __future__ import annotations
@@ -13,234 +15,148 @@ import pandas as pd
 import streamlit as st
 
 from oaviz.services import interpolation, prototypes, reconstructions, sampling
-from oaviz.ui import loaders
-from oaviz.ui.model_pick import PickedModel
+from oaviz.ui.refs import CohortRef, ModelRef
 
-
-def _cohort(path: str):
-    return loaders.cohort(path)
+# The map the Future knee page places today and the futures on: PCA of at most 5000 knees, seed 0.
+PCA_MAP = {"method": "pca", "params": {}, "max_points": 5000, "seed": 0}
 
 
 @st.cache_data(show_spinner="Measuring every reconstruction…", max_entries=8)
-def _report(ckpt_path: str, ckpt_hash: str, cohort_path: str, fingerprint: str) -> pd.DataFrame:
-    return reconstructions.reconstruction_report(loaders.checkpoint(ckpt_path), _cohort(cohort_path))
-
-
-def reconstruction_report(model: PickedModel, cohort_path: str) -> pd.DataFrame:
+def reconstruction_report(model: ModelRef, cohort: CohortRef) -> pd.DataFrame:
     """Per-image MSE/PSNR/SSIM and joint-space widths, worst first (see services.reconstructions)."""
-    return _report(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path))
+    return reconstructions.reconstruction_report(model.load(), cohort.load())
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _reconstruct(ckpt_path: str, ckpt_hash: str, cohort_path: str, fingerprint: str, rows: tuple[int, ...]):
-    return reconstructions.reconstruct(loaders.checkpoint(ckpt_path), _cohort(cohort_path), list(rows))
-
-
-def reconstruct(model: PickedModel, cohort_path: str, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def reconstruct(model: ModelRef, cohort: CohortRef, rows: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(orig, recon, signed error) [n, S, S] for cohort rows."""
-    return _reconstruct(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
-                        tuple(int(r) for r in rows))
+    return reconstructions.reconstruct(model.load(), cohort.load(), [int(r) for r in rows])
 
 
 @st.cache_data(show_spinner="Decoding the path…", max_entries=64)
-def _interpolate(ckpt_path, ckpt_hash, cohort_path, fingerprint, a, b, steps, path):
-    return interpolation.interpolate(loaders.checkpoint(ckpt_path), _cohort(cohort_path), a, b, steps=steps, path=path)
-
-
-def interpolate(model: PickedModel, cohort_path: str, a, b, steps: int, path: str):
+def interpolate(model: ModelRef, cohort: CohortRef, a, b, steps: int, path: str):
     """InterpolationResult between two cohort rows (ints) or preprocessed images ([H, W] float arrays)."""
-    return _interpolate(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
-                        a, b, int(steps), path)
+    return interpolation.interpolate(model.load(), cohort.load(), a, b, steps=int(steps), path=path)
 
 
 @st.cache_data(show_spinner="Sampling the prior…", max_entries=64)
-def _sample_prior(ckpt_path, ckpt_hash, cohort_path, fingerprint, n, temperature, seed):
-    return sampling.sample_prior(loaders.checkpoint(ckpt_path), n=n, temperature=temperature, seed=seed,
-                                 cohort=_cohort(cohort_path) if cohort_path else None)
-
-
-def sample_prior(model: PickedModel, cohort_path: str | None, n: int, temperature: float, seed: int):
-    fp = loaders.fingerprint(cohort_path) if cohort_path else ""
-    return _sample_prior(model.path, model.content_hash, cohort_path or "", fp, int(n), float(temperature), int(seed))
+def sample_prior(model: ModelRef, cohort: CohortRef | None, n: int, temperature: float, seed: int):
+    """SampleResult: ``n`` decoded draws from N(0, T²·I), graded by a probe on the cohort when there is one."""
+    return sampling.sample_prior(model.load(), n=int(n), temperature=float(temperature), seed=int(seed),
+                                 cohort=cohort.load() if cohort else None)
 
 
 @st.cache_data(show_spinner="Sampling near the prototype…", max_entries=64)
-def _near_prototype(ckpt_path, ckpt_hash, cohort_path, fingerprint, k, n, threshold, seed):
-    return sampling.sample_near_prototype(loaders.checkpoint(ckpt_path), k, n=n, threshold=threshold, seed=seed,
-                                          cohort=_cohort(cohort_path) if cohort_path else None)
-
-
-def sample_near_prototype(model: PickedModel, cohort_path: str | None, k: int, n: int, threshold: float, seed: int):
-    fp = loaders.fingerprint(cohort_path) if cohort_path else ""
-    return _near_prototype(model.path, model.content_hash, cohort_path or "", fp, int(k), int(n), float(threshold),
-                           int(seed))
+def sample_near_prototype(model: ModelRef, cohort: CohortRef | None, k: int, n: int, threshold: float, seed: int):
+    """Samples at least ``threshold`` cosine-similar to VAESim prototype ``k``."""
+    return sampling.sample_near_prototype(model.load(), int(k), n=int(n), threshold=float(threshold), seed=int(seed),
+                                          cohort=cohort.load() if cohort else None)
 
 
 @st.cache_data(show_spinner="Walking along the severity axis…", max_entries=64)
-def _severity_walk(ckpt_path, ckpt_hash, cohort_path, fingerprint, row, grades, method):
-    return sampling.severity_walk(loaders.checkpoint(ckpt_path), _cohort(cohort_path), row, grades=grades, method=method)
-
-
-def severity_walk(model: PickedModel, cohort_path: str, row, grades: tuple[float, ...], method: str):
-    return _severity_walk(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
-                          row, tuple(float(g) for g in grades), method)
+def severity_walk(model: ModelRef, cohort: CohortRef, row, grades: tuple[float, ...], method: str):
+    """SeverityWalk of one knee (cohort row or preprocessed image) moved by ``grades`` along the disease axis."""
+    return sampling.severity_walk(model.load(), cohort.load(), row, grades=tuple(float(g) for g in grades),
+                                  method=method)
 
 
 @st.cache_data(show_spinner="Summarising the prototypes…", max_entries=8)
-def _prototype_report(ckpt_path, ckpt_hash, cohort_path, fingerprint, k):
-    return prototypes.prototype_report(loaders.checkpoint(ckpt_path), _cohort(cohort_path), k=k)
-
-
-def prototype_report(model: PickedModel, cohort_path: str, k: int = 5):
-    return _prototype_report(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), int(k))
+def prototype_report(model: ModelRef, cohort: CohortRef, k: int = 5):
+    return prototypes.prototype_report(model.load(), cohort.load(), k=int(k))
 
 
 @st.cache_data(show_spinner="Embedding and projecting the cohort…", max_entries=16)
-def _latent_map(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, params: tuple, max_points, seed):
+def latent_map(model: ModelRef, cohort: CohortRef, method: str, params: dict, max_points: int | None, seed: int):
+    """LatentMapResult (services.latent_map), cached in memory here and on disk by the service."""
     from oaviz.services.latent_map import build_latent_map
 
-    return build_latent_map(loaders.checkpoint(ckpt_path), _cohort(cohort_path), method=method,
-                            params=dict(params), max_points=max_points, seed=seed)
-
-
-def latent_map(model: PickedModel, cohort_path: str, method: str, params: dict, max_points: int | None, seed: int):
-    """LatentMapResult (services.latent_map), cached in memory here and on disk by the service."""
-    return _latent_map(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method,
-                       tuple(sorted(params.items())), max_points, seed)
+    return build_latent_map(model.load(), cohort.load(), method=method, params=dict(params), max_points=max_points,
+                            seed=seed)
 
 
 @st.cache_data(show_spinner="Comparing VAESim with VAE + KMeans…", max_entries=8)
-def _clustering(vs_path, vs_hash, vae_path, vae_hash, cohort_path, fingerprint):
+def clustering_comparison(vaesim: ModelRef, vae: ModelRef, cohort: CohortRef) -> pd.DataFrame:
+    """One row per method: statistical-mapping, kNN and linear accuracy, NMI (services.probe_lab)."""
     from oaviz.services.probe_lab import clustering_report
 
-    return clustering_report(vs_path, vae_path, _cohort(cohort_path))
-
-
-def clustering_comparison(vaesim: PickedModel, vae_path: str, cohort_path: str) -> pd.DataFrame:
-    """One row per method: statistical-mapping, kNN and linear accuracy, NMI (services.probe_lab)."""
-    return _clustering(vaesim.path, vaesim.content_hash, vae_path, loaders.checkpoint_hash(vae_path), cohort_path,
-                       loaders.fingerprint(cohort_path))
+    return clustering_report(vaesim.path, vae.path, cohort.load())
 
 
 @st.cache_data(show_spinner="Placing the upload on the map…", max_entries=32)
-def _embed_upload(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, params: tuple, max_points, seed,
-                  data: bytes, name: str):
-    from oaviz.services.latent_map import embed_upload
-
-    lm = _latent_map(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, params, max_points, seed)
-    return embed_upload(loaders.checkpoint(ckpt_path), _cohort(cohort_path), lm, data, name)
-
-
-def embed_upload(model: PickedModel, cohort_path: str, method: str, params: dict, max_points, seed,
-                 data: bytes, name: str):
+def embed_upload(model: ModelRef, cohort: CohortRef, method: str, params: dict, max_points, seed, data: bytes,
+                 name: str):
     """UploadedPoint: the file preprocessed like the cohort, embedded and placed on the current map."""
-    return _embed_upload(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method,
-                         tuple(sorted(params.items())), max_points, seed, data, name)
+    from oaviz.services.latent_map import embed_upload as place_upload
+
+    lm = latent_map(model, cohort, method, params, max_points, seed)
+    return place_upload(model.load(), cohort.load(), lm, data, name)
 
 
 @st.cache_data(show_spinner="Running the frozen-feature probes…", max_entries=32)
-def _frozen_grid(cohort_path, fingerprint, features: tuple, target, fractions: tuple, noise: tuple, noise_kind,
-                 seeds, classifier, feature_hashes: tuple):
+def frozen_grid(cohort: CohortRef, features: tuple[ModelRef | str, ...], target: str, fractions, noise,
+                noise_kind: str, seeds: int, classifier: str) -> pd.DataFrame:
+    """Tidy probe results (services.probe_lab.run_frozen_grid); a feature is a checkpoint or 'raw'/'random'."""
     from oaviz.services.probe_lab import run_frozen_grid
 
-    return run_frozen_grid(_cohort(cohort_path), list(features), target=target, fractions=list(fractions),
-                           noise=list(noise), noise_kind=noise_kind, seeds=seeds, classifier=classifier)
-
-
-def frozen_grid(cohort_path: str, features: list[str], target: str, fractions, noise, noise_kind: str, seeds: int,
-                classifier: str) -> pd.DataFrame:
-    """Tidy probe results (services.probe_lab.run_frozen_grid), cached by every input and the checkpoints' hashes."""
-    hashes = tuple(loaders.checkpoint_hash(f) if f not in ("raw", "random") else f for f in features)
-    return _frozen_grid(cohort_path, loaders.fingerprint(cohort_path), tuple(features), target,
-                        tuple(float(f) for f in fractions), tuple(float(n) for n in noise), noise_kind, int(seeds),
-                        classifier, hashes)
+    return run_frozen_grid(cohort.load(), [f.path if isinstance(f, ModelRef) else f for f in features],
+                           target=target, fractions=[float(f) for f in fractions], noise=[float(n) for n in noise],
+                           noise_kind=noise_kind, seeds=int(seeds), classifier=classifier)
 
 
 @st.cache_data(show_spinner="Comparing the dual-head variants (metrics, paired tests, PCA, saliency)…",
                max_entries=8)
-def _hierarchy(ckpts: tuple, hashes: tuple, cohort_path, fingerprint):
+def hierarchy(variants: dict[str, ModelRef], cohort: CohortRef):
+    """HierarchyReport of the dual-head variants {variant: checkpoint}."""
     from oaviz.services.probe_lab import hierarchy_report
 
-    return hierarchy_report(dict(ckpts), _cohort(cohort_path))
-
-
-def hierarchy(ckpts: dict[str, str], cohort_path: str):
-    """HierarchyReport of the dual-head variants {variant: checkpoint path}."""
-    items = tuple(sorted(ckpts.items()))
-    return _hierarchy(items, tuple(loaders.checkpoint_hash(p) for _, p in items), cohort_path,
-                      loaders.fingerprint(cohort_path))
+    return hierarchy_report({v: m.path for v, m in sorted(variants.items())}, cohort.load())
 
 
 @st.cache_data(show_spinner="Auditing every label against its latent neighbourhood…", max_entries=16)
-def _audit(ckpt_path, ckpt_hash, cohort_path, fingerprint, method, k):
+def label_audit(model: ModelRef, cohort: CohortRef, method: str, k: int):
     from oaviz.services.probe_lab import label_audit_report
 
-    return label_audit_report(ckpt_path, _cohort(cohort_path), method=method, k=k)
-
-
-def label_audit(model: PickedModel, cohort_path: str, method: str, k: int):
-    return _audit(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path), method, int(k))
+    return label_audit_report(model.path, cohort.load(), method=method, k=int(k))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def _audit_neighbours(ckpt_path, ckpt_hash, cohort_path, fingerprint, row, k):
-    from oaviz.services.probe_lab import audit_neighbours
+def audit_neighbours(model: ModelRef, cohort: CohortRef, row: int, k: int = 8) -> pd.DataFrame:
+    from oaviz.services.probe_lab import audit_neighbours as neighbours
 
-    return audit_neighbours(ckpt_path, _cohort(cohort_path), row, k=k)
-
-
-def audit_neighbours(model: PickedModel, cohort_path: str, row: int, k: int = 8) -> pd.DataFrame:
-    return _audit_neighbours(model.path, model.content_hash, cohort_path, loaders.fingerprint(cohort_path),
-                             int(row), int(k))
+    return neighbours(model.path, cohort.load(), int(row), k=int(k))
 
 
 @st.cache_resource(show_spinner="Loading the diffusion model, its VQ-VAE and the classifier…", max_entries=2)
-def _future_models(ckpt_path: str, ckpt_hash: str):
+def future_models(model: ModelRef):
+    """The frozen diffusion pipeline parts of a latent-diffusion checkpoint (services.future)."""
     from oaviz.services.future import load_future_models
 
-    return load_future_models(ckpt_path)
+    return load_future_models(model.path)
 
 
 @st.cache_data(show_spinner="Generating future knees…", max_entries=32)
-def _futures(ckpt_path, ckpt_hash, cohort_path, fingerprint, knee, n, steps, seed, horizon):
+def futures(model: ModelRef, cohort: CohortRef, knee, n: int, steps: int, seed: int, horizon: int | None):
+    """FutureResult (services.future) for a cohort row or a preprocessed image array."""
     from oaviz.services.future import generate_futures
 
-    models = _future_models(ckpt_path, ckpt_hash)
+    parts = future_models(model)
     if isinstance(knee, int):
-        return generate_futures(models, cohort=_cohort(cohort_path), row=knee, n_samples=n, steps=steps, seed=seed,
-                                horizon=horizon)
-    return generate_futures(models, image=knee, n_samples=n, steps=steps, seed=seed, horizon=horizon)
-
-
-def futures(ckpt_path: str, cohort_path: str, knee, n: int, steps: int, seed: int, horizon: int | None):
-    """FutureResult (services.future) for a cohort row or a preprocessed image array."""
-    return _futures(ckpt_path, loaders.checkpoint_hash(ckpt_path), cohort_path, loaders.fingerprint(cohort_path),
-                    knee, int(n), int(steps), int(seed), horizon)
+        return generate_futures(parts, cohort=cohort.load(), row=knee, n_samples=int(n), steps=int(steps),
+                                seed=int(seed), horizon=horizon)
+    return generate_futures(parts, image=knee, n_samples=int(n), steps=int(steps), seed=int(seed), horizon=horizon)
 
 
 @st.cache_data(show_spinner="Exchanging the key features…", max_entries=32)
-def _exchange(ckpt_path, ckpt_hash, cohort_path, fingerprint, row_a, row_b):
+def exchange(model: ModelRef, cohort: CohortRef, row_a: int, row_b: int):
+    """ExchangeResult (services.exchange) of a KL 0 and a KL 2 knee."""
     from oaviz.services.exchange import exchange_pair
 
-    return exchange_pair(loaders.checkpoint(ckpt_path), _cohort(cohort_path), row_a, row_b)
-
-
-def exchange(ckpt_path: str, cohort_path: str, row_a: int, row_b: int):
-    """ExchangeResult (services.exchange) of a KL 0 and a KL 2 knee."""
-    return _exchange(ckpt_path, loaders.checkpoint_hash(ckpt_path), cohort_path, loaders.fingerprint(cohort_path),
-                     int(row_a), int(row_b))
+    return exchange_pair(model.load(), cohort.load(), int(row_a), int(row_b))
 
 
 @st.cache_data(show_spinner="Placing the knees on the latent map…", max_entries=32)
-def _place(ckpt_path, ckpt_hash, cohort_path, fingerprint, images: np.ndarray):
+def place_on_pca_map(model: ModelRef, cohort: CohortRef, images: np.ndarray) -> np.ndarray:
+    """Positions [n, 2] of ``images`` [n, H, W] on the cohort's ``PCA_MAP`` (``latent_map(…, **PCA_MAP)``)."""
     from oaviz.services.latent_map import place_images
 
-    lm = _latent_map(ckpt_path, ckpt_hash, cohort_path, fingerprint, "pca", (), 5000, 0)
-    return place_images(loaders.checkpoint(ckpt_path), lm, images)
-
-
-def place_on_pca_map(model: PickedModel, cohort_path: str, images: np.ndarray):
-    """(LatentMapResult of the cohort's PCA map, positions [n, 2] of ``images`` on it)."""
-    fp = loaders.fingerprint(cohort_path)
-    lm = _latent_map(model.path, model.content_hash, cohort_path, fp, "pca", (), 5000, 0)
-    return lm, _place(model.path, model.content_hash, cohort_path, fp, np.asarray(images, np.float32))
+    return place_images(model.load(), latent_map(model, cohort, **PCA_MAP), np.asarray(images, np.float32))

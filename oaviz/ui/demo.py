@@ -9,8 +9,6 @@ DEMO_MAX_SYNTH_IMAGES = 600
 DEMO_MAX_TRAIN_EPOCHS = 3
 DEMO_MAX_TRAIN_IMAGES = 1500
 DEMO_MAX_RUNNING_JOBS = 2
-# Uploads are read into memory and written to a temporary folder before import.
-MAX_UPLOAD_MB = 200
 
 
 def demo_mode() -> bool:

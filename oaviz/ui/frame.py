@@ -5,7 +5,7 @@ called ``pages/`` next to the entry script run on their own. Until some
 session has called ``st.navigation``, Streamlit picks that mode: on the first
 request a fresh server gets for a deep link such as ``/models_training``, and
 in every ``AppTest.switch_page`` run. ``ensure_frame()`` (called by
-``layout.page_header``, the first call of every page) notices that the frame
+``layout.start_page``, the first call of every page) notices that the frame
 is not around the page, draws it and runs the page inside it, then stops the
 outer run — in the same script run, so a button click is not lost to a rerun.
 """

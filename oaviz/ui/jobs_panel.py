@@ -87,3 +87,13 @@ def live_jobs(list_jobs: Callable[[], list[job_service.Job]], *, key: str, empty
             st.rerun(scope="app")
 
     _panel()
+
+
+def session_jobs(list_key: str, *, key: str, heading: str | None = None, on_done: Callable | None = None) -> None:
+    """Cards of the jobs this session started from a page (run folders kept by ``state.remember_job``), if any."""
+    if not st.session_state.get(list_key):
+        return
+    if heading:
+        st.markdown(heading)
+    live_jobs(lambda: [job_service.read_job(r) for r in st.session_state.get(list_key, [])], key=key,
+              show_curve=False, on_done=on_done)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from oaviz.ui import loaders, state
+from oaviz.ui.refs import ModelRef
 
 DECODERS = ("beta_vae", "vaesim")          # models with a vector latent and a decoder
 FALLBACK = {"autoencoder": ("beta_vae", "vaesim"), "vaesim": ("vaesim",), "any": ("beta_vae", "vaesim")}
@@ -25,6 +26,11 @@ class PickedModel:
     label: str
     loaded: object  # LoadedCheckpoint (eval mode, frozen, shared between sessions)
     content_hash: str
+
+    @property
+    def ref(self) -> ModelRef:
+        """The checkpoint's cache key for ``oaviz.ui.cached``."""
+        return ModelRef(self.path, self.content_hash)
 
 
 def _accepts(kind: str, model_type: str) -> bool:

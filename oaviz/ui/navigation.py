@@ -1,7 +1,7 @@
 """The app's pages: file, title, icon and menu section (app.py builds st.navigation from this).
 
-Every page file starts with ``layout.page_header(...)`` (or ``placeholder.render``),
-which also makes sure the page runs inside app.py's frame (see ``oaviz.ui.frame``).
+Every page file starts with ``layout.start_page(...)``, which also makes sure the
+page runs inside app.py's frame (see ``oaviz.ui.frame``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from oaviz.ui.theme import ACCENT, KL_COLORS, LANDMARK_COLOR, PLOT_FONT, SPLIT_COLORS
+from oaviz.ui.theme import ACCENT, KL_COLORS, LANDMARK_COLOR, MASK_COLOR, PLOT_FONT, SPLIT_COLORS
 
 
 def _layout(fig: go.Figure, *, height: int = 320, **kw) -> go.Figure:
@@ -69,8 +69,8 @@ def image_figure(image: np.ndarray, *, landmarks: np.ndarray | None = None, mask
     if mask is not None and mask.any():
         # Mask drawn as a translucent fill: the joint space the landmarks bracket.
         m = (np.asarray(mask) > 0).astype(float)
-        fig.add_heatmap(z=np.where(m > 0, 1.0, np.nan), colorscale=[[0, "rgba(0,200,255,0.35)"],
-                        [1, "rgba(0,200,255,0.35)"]], showscale=False, hoverinfo="skip", name="joint space")
+        fig.add_heatmap(z=np.where(m > 0, 1.0, np.nan), colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]],
+                        showscale=False, hoverinfo="skip", name="joint space")
     if landmarks is not None:
         names = landmark_names or [f"landmark {i}" for i in range(len(landmarks))]
         fig.add_scatter(x=landmarks[:, 0], y=landmarks[:, 1], mode="markers", name="landmarks",

@@ -24,5 +24,3 @@ def test_page_renders_in_the_frame(open_page, page):
     assert at.title[0].value.endswith(page.title)
     # the shared sidebar ran around the page: the cohort picker holds the default cohort
     assert at.selectbox(key="oaviz.cohort").value.endswith("synthetic-knee")
-    if "placeholder.render(" in (REPO / page.file).read_text():
-        assert any("Coming soon" in i.value for i in at.info)  # clearly labelled as not there yet
