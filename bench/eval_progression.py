@@ -1,15 +1,16 @@
 """How well a future-knee pipeline predicts progression on the synthetic test subjects.
 
-For every test-split knee that has a visit 12 months later: sample futures with the diffusion checkpoint,
-read the risk of progression, and measure the medial joint-space width (on the images, between the condyle
-and the plateau, at today's landmarks) on today's image and on each generated future. Prints:
+For every test-split knee below KL 4 that has a visit 12 months later: sample futures with the diffusion
+checkpoint, read the risk of progression, and measure the medial joint-space width (on the images, between
+the condyle and the plateau, at today's landmarks) on today's image and on each generated future. Prints:
 
-- the risk's ROC AUC against true progression (the subject is a progressor, or the true KL rises at the
-  next visit), beside two references from the same run: the risk when the future is taken to be today
-  (the classifier alone, no diffusion), and the ceiling an image can give on this cohort (the generator's
-  own progression odds for the true baseline grade: progression itself is drawn at random);
-- the JSW change, generated future − today, of progressing and stable knees (mean ± standard error over
-  knees), and the same for the real follow-up registered onto today's frame.
+- the risk's ROC AUC against a true KL rise at 12 months (kl_true), and against the rater's KL rise (as the
+  paper scores it), each with a 95 % CI from a subject-level bootstrap; beside, from the same run, the risk
+  when the future is taken to be today (the classifier alone, no diffusion), and the Bayes ceiling: the AUC
+  of the best risk any image can give, P(KL rises | today's severity), computed from the generator's own
+  progression model (in the cohort card, else simulated) and also scored on these very knees;
+- the JSW change, generated future − today, of knees whose KL truly rises and of the others (mean ± standard
+  error over knees), and the same for the real follow-up registered onto today's frame.
 
     .venv/bin/python bench/eval_progression.py [CKPT=latent_diffusion-demo] [SAMPLES=4] [STEPS=20] [COHORT]
 """
@@ -21,22 +22,36 @@ import time
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score
 
 from oaviz.analysis.image_metrics import joint_space_width
-from oaviz.analysis.progression_risk import progression_risk
+from oaviz.analysis.paired_tests import bootstrap_ci, fast_auc
+from oaviz.analysis.progression_risk import progression_risk, progression_target
 from oaviz.data.cohort import load_cohort
 from oaviz.data.registration import register_follow_up
-from oaviz.data.synthetic import PROGRESSION_RELATIVE_RISK
+from oaviz.data.synthetic import BASELINE_PREVALENCE, progression_bayes_ceiling
 from oaviz.paths import default_cohort_dir
 from oaviz.services.future import follow_up_row, generate_futures, load_future_models
 from oaviz.services.model_io import model_inputs
 from oaviz.services.reconstructions import landmark_setup
 
+HORIZON = 12
+
 
 def mean_se(v: np.ndarray) -> str:
     v = v[np.isfinite(v)]
     return f"{v.mean():+.2f} ± {v.std(ddof=1) / np.sqrt(len(v)):.2f} mm (n={len(v)})" if len(v) > 1 else "n/a"
+
+
+def auc_ci(y, score, groups) -> str:
+    auc, lo, hi = bootstrap_ci(fast_auc, np.asarray(y), np.asarray(score), groups=np.asarray(groups), n_boot=2000)
+    return f"{auc:.3f} [95 % CI {lo:.3f}–{hi:.3f}]"
+
+
+def ceiling_of(c):
+    """The cohort card's Bayes ceiling, else one simulated from the generator settings it records."""
+    gen = c.info.get("generator") or {}
+    return progression_bayes_ceiling(float(gen.get("progressor_fraction", 0.18)), BASELINE_PREVALENCE,
+                                     tuple(gen.get("visits", (0, 12, 24))), HORIZON)
 
 
 def main() -> None:
@@ -48,15 +63,20 @@ def main() -> None:
     if lm is None:
         raise SystemExit("this cohort has no landmarks or pixel spacing: the JSW cannot be measured")
     meta = c.metadata
-    rows = [int(r) for r in c.split_indices("test") if follow_up_row(c, int(r), 12) is not None]
+    pairs = [(int(r), follow_up_row(c, int(r), HORIZON)) for r in c.split_indices("test")]
+    pairs = [(r, f) for r, f in pairs if f is not None]
+    now_true = meta["kl_true"].to_numpy(int)
+    pairs = [(r, f) for r, f in pairs if now_true[r] < 4]      # a KL 4 knee cannot progress
+    rows, nxts = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    rise, _ = progression_target(now_true[rows], now_true[nxts])
+    kl = meta["kl"].to_numpy(int)
+    rater_rise, rater_ok = progression_target(kl[rows], kl[nxts])
+    groups = meta["subject_id"].astype(str).to_numpy()[rows]
     t0 = time.perf_counter()
-    risk, no_change, truth, d_gen, d_real, k_true = [], [], [], [], [], []
+    risk, no_change, d_gen, d_real = [], [], [], []
     jsw = lambda img, r: joint_space_width(img, lm[r], mm, names)["medial_mm"]  # noqa: E731  (today's frame)
-    for r in rows:
+    for r, nxt in pairs:
         res = generate_futures(models, cohort=c, row=r, n_samples=n, steps=steps, seed=0)
-        nxt = follow_up_row(c, r, 12)
-        truth.append(bool(meta["progressor"].iloc[r]) or bool(meta["kl_true"].iloc[nxt] > meta["kl_true"].iloc[r]))
-        k_true.append(int(meta["kl_true"].iloc[r]))
         risk.append(res.risk)
         no_change.append(float(progression_risk(res.kl_probs_now[None], res.kl_probs_now[None])[0]))
         now = jsw(res.today, r)
@@ -65,19 +85,25 @@ def main() -> None:
         real = register_follow_up(x_next, x_now, torch.from_numpy(lm[[nxt]]), torch.from_numpy(lm[[r]]))
         d_real.append(jsw(real[0, 0].numpy(), r) - now)
     dt = time.perf_counter() - t0
-    truth, risk, no_change = np.array(truth), np.array(risk), np.array(no_change)
+    risk, no_change = np.array(risk), np.array(no_change)
     d_gen, d_real = np.array(d_gen, dtype=float), np.array(d_real, dtype=float)
-    print(f"{models.path.name}: {len(rows)} test knees with a 12-month follow-up ({truth.sum()} progressing), "
-          f"{n} futures × {steps} DDIM steps each, {dt:.0f} s ({dt / max(1, len(rows)):.2f} s per knee)")
-    print(f"risk ROC AUC against true progression: {roc_auc_score(truth, risk):.3f} "
-          f"(mean risk: progressing {risk[truth].mean():.3f}, stable {risk[~truth].mean():.3f})")
-    print(f"  reference, future taken to be today (classifier only): {roc_auc_score(truth, no_change):.3f}")
-    print(f"  ceiling on this cohort (generator's progression odds for the true baseline KL): "
-          f"{roc_auc_score(truth, PROGRESSION_RELATIVE_RISK[np.array(k_true)]):.3f}")
-    print(f"medial JSW, generated future − today (mean over each knee's futures): progressing {mean_se(d_gen[truth])}, "
-          f"stable {mean_se(d_gen[~truth])}; narrower in {np.mean(d_gen[truth] < 0):.0%} of progressing knees")
-    print(f"medial JSW, real follow-up (registered) − today: progressing {mean_se(d_real[truth])}, "
-          f"stable {mean_se(d_real[~truth])}")
+    ceiling = ceiling_of(c)
+    best = ceiling.risk_at(meta["severity"].to_numpy(float)[rows])
+    print(f"{models.path.name}: {len(rows)} test knees below KL 4 with a {HORIZON}-month follow-up "
+          f"({len(np.unique(groups))} subjects; true KL rises in {rise.sum()}, rater's KL in "
+          f"{rater_rise[rater_ok].sum()}), {n} futures × {steps} DDIM steps each, {dt:.0f} s")
+    print(f"risk ROC AUC against a true KL rise: {auc_ci(rise, risk, groups)} "
+          f"(mean risk: rising {risk[rise].mean():.3f}, others {risk[~rise].mean():.3f})")
+    print(f"  against the rater's KL rise (rater KL < 4 today): "
+          f"{auc_ci(rater_rise[rater_ok], risk[rater_ok], groups[rater_ok])}")
+    print(f"  reference, future taken to be today (classifier only): {auc_ci(rise, no_change, groups)}")
+    print(f"  Bayes ceiling of the generator's progression model, P(rise | today's severity): "
+          f"{ceiling.auc:.3f} (population, simulated); on these knees {auc_ci(rise, best, groups)}")
+    print(f"  model / ceiling: {fast_auc(rise, risk) / ceiling.auc:.2f}")
+    print(f"medial JSW, generated future − today (mean over each knee's futures): KL rises {mean_se(d_gen[rise])}, "
+          f"others {mean_se(d_gen[~rise])}; narrower in {np.mean(d_gen[rise] < 0):.0%} of rising knees")
+    print(f"medial JSW, real follow-up (registered) − today: KL rises {mean_se(d_real[rise])}, "
+          f"others {mean_se(d_real[~rise])}")
 
 
 if __name__ == "__main__":

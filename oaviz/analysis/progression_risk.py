@@ -56,3 +56,17 @@ def risk_percentile(risk: float, reference) -> float:
     if ref.size == 0:
         raise ValueError("reference risks are empty")
     return float(100.0 * np.mean(ref <= risk))
+
+
+def progression_target(kl_now, kl_next) -> tuple[np.ndarray, np.ndarray]:
+    """(rises [n] bool, eligible [n] bool) for grades today and at the horizon.
+
+    The risk estimates P(KL rises), so the truth is a KL rise at the horizon, and a
+    knee already at KL 4 cannot rise: it is not eligible and is left out of any AUC.
+    """
+    now, nxt = np.asarray(kl_now, dtype=np.int64), np.asarray(kl_next, dtype=np.int64)
+    if now.shape != nxt.shape:
+        raise ValueError(f"kl_now {now.shape} and kl_next {nxt.shape} differ")
+    if ((now < 0) | (now > 4) | (nxt < 0) | (nxt > 4)).any():
+        raise ValueError("KL grades must be in 0..4")
+    return nxt > now, now < 4

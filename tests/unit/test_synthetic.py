@@ -159,3 +159,46 @@ def test_cli_synth(tmp_path, capsys):
     assert len(load_cohort(tmp_path / "k")) == 8
     assert cli_main(["synth", "--out", str(tmp_path / "k"), "--subjects", "4"]) == 2  # exists
     assert cli_main(["synth", "--out", str(tmp_path / "x"), "--visits", "a,b"]) == 2
+
+
+def test_progression_target_is_a_kl_rise_and_excludes_kl4():
+    from oaviz.analysis.progression_risk import progression_target
+
+    rise, eligible = progression_target([0, 1, 2, 4, 3], [0, 2, 1, 4, 4])
+    assert rise.tolist() == [False, True, False, False, True]
+    assert eligible.tolist() == [True, True, True, False, True]      # KL 4 cannot progress
+    with pytest.raises(ValueError, match="0..4"):
+        progression_target([5], [5])
+
+
+def test_bayes_ceiling_matches_the_generator_and_beats_grade_only_risk():
+    """The ceiling is the AUC of P(rise | severity) over the generator's own draws; it must equal the AUC that
+    risk reaches on a cohort the generator draws (up to sampling error), and exceed the grade-only odds."""
+    from oaviz.analysis.paired_tests import fast_auc
+    from oaviz.data.synth_progression import (PROGRESSION_RELATIVE_RISK, kl_from_severity, sample_severity,
+                                              severity_at)
+    from oaviz.data.synthetic import BASELINE_PREVALENCE, progression_bayes_ceiling
+
+    b = progression_bayes_ceiling(0.18, BASELINE_PREVALENCE, (0, 12, 24), 12, n_subjects=200_000, seed=0)
+    rng = np.random.default_rng(123)                # an independent draw of the same model
+    s0, rate, _ = sample_severity(rng, 100_000, 0.18, BASELINE_PREVALENCE)
+    # the visits with a 12-month follow-up: months 0 and 12
+    s_now = np.concatenate([severity_at(s0, rate, 0), severity_at(s0, rate, 12)])
+    s_next = np.concatenate([severity_at(s0, rate, 12), severity_at(s0, rate, 24)])
+    k_now, k_next = kl_from_severity(s_now), kl_from_severity(s_next)
+    ok = k_now < 4
+    rise = (k_next > k_now)[ok]
+    best = fast_auc(rise, b.risk_at(s_now[ok]))
+    assert best == pytest.approx(b.auc, abs=0.01)
+    assert fast_auc(rise, s_now[ok]) < best + 0.005            # no other score of severity does better
+    grade_only = fast_auc(rise, PROGRESSION_RELATIVE_RISK[k_now[ok]])
+    assert best > grade_only + 0.05
+    assert 0.5 < b.auc < 1 and 0 < b.prevalence < 0.5
+    assert b.to_dict()["horizon_months"] == 12
+    with pytest.raises(ValueError, match="no visit has a follow-up"):
+        progression_bayes_ceiling(0.18, BASELINE_PREVALENCE, (0,), 12)
+
+
+def test_cohort_card_records_the_bayes_ceiling(tiny_cohort):
+    info = load_cohort(tiny_cohort).info
+    assert 0.5 < info["progression_bayes_ceiling"]["auc"] < 1
