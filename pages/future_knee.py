@@ -85,7 +85,8 @@ if res.real_future is not None:
 else:
     cols[4].caption("No real follow-up in the cohort at this horizon.")
 if res.method:
-    st.caption(res.method)
+    shown = " The real follow-up is shown as acquired: its pose and exposure differ." if res.real_future is not None else ""
+    st.caption(res.method + shown)
 
 st.markdown("**Each sampled future**")
 fc = st.columns(min(8, len(res.futures)))

@@ -51,7 +51,7 @@ from torch.nn import functional as F
 
 from oaviz.data.augment import random_acquisition
 from oaviz.data.errors import DataError
-from oaviz.models.base import Autoencoder, Encoded, LossOutput, load_frozen_model, register_model
+from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, load_frozen_model, register_model
 
 DISC_MODES = ("frozen", "joint")
 
@@ -198,6 +198,8 @@ class PretrainedJudge(nn.Module):
 }, description="KECAE: key/non-key exchange between KL 0 and KL 2 knees (augmentation)")
 class KECAE(Autoencoder):
     batch_kind = "grade_pairs"
+    capabilities = Autoencoder.capabilities | {Cap.EXCHANGE}
+
     def __init__(self, config: KECAEConfig):
         super().__init__(config)
         self.sizes = encoder_sizes(config.image_size, len(config.widths))
