@@ -11,7 +11,7 @@ from oaviz.services import jobs as job_service
 from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
-from oaviz.ui.model_pick import current_model, pick_checkpoint_of
+from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
 from oaviz.ui.navigation import page_by_file
 from oaviz.ui.theme import PLOT_FONT
 
@@ -22,7 +22,7 @@ layout.page_header(PAGE.title, "A latent diffusion model, trained on pairs of vi
 cohort = layout.current_cohort()
 if cohort is None:
     st.stop()
-ckpt = pick_checkpoint_of("latent_diffusion", "Diffusion checkpoint", "future.ckpt",
+ckpt = pick_checkpoint_with(Cap.FUTURES, "Diffusion checkpoint", "future.ckpt",
                           "No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
                           "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "
                           "(see the README).")
@@ -106,7 +106,7 @@ st.plotly_chart(fig, key="future.probs")
 
 # ----------------------------------------------------------------- where today and the futures sit
 st.subheader("On the latent map", anchor=False)
-mapper = current_model("autoencoder")
+mapper = current_model(Cap.VECTOR_LATENT)
 if mapper is not None:
     imgs = [res.today, *res.futures] + ([res.real_future] if res.real_future is not None else [])
     lm, xy = cached.place_on_pca_map(mapper, cohort_path, np.stack(imgs))

@@ -9,7 +9,7 @@ import streamlit as st
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
-from oaviz.ui.model_pick import current_model
+from oaviz.ui.model_pick import Cap, current_model
 from oaviz.ui.navigation import page_by_file
 from oaviz.ui.theme import ACCENT, PLOT_FONT, kl_color
 
@@ -18,7 +18,7 @@ layout.page_header(PAGE.title, "Walk the latent space between two knees, and mov
                    "disease. Every step is decoded; the checks below say whether it still looks like real data.",
                    PAGE.icon)
 cohort = layout.current_cohort()
-model = current_model("autoencoder") if cohort is not None else None
+model = current_model(Cap.VECTOR_LATENT) if cohort is not None else None
 if cohort is None or model is None:
     st.stop()
 cohort_path = str(cohort.path)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
 from oaviz.services.probe_lab import corrected_labels
 from oaviz.ui import cached, layout, state
 from oaviz.ui.model_pick import current_model
@@ -18,7 +17,7 @@ layout.page_header(PAGE.title, "Labels are noisy (KL readers disagree on about a
                    "label disagrees with the latent neighbourhood come first: review them beside their neighbours, "
                    "accept or change the grade, and export the corrected labels.", PAGE.icon)
 cohort = layout.current_cohort()
-model = current_model("any") if cohort is not None else None
+model = current_model(None) if cohort is not None else None
 if cohort is None or model is None:
     st.stop()
 cohort_path = str(cohort.path)

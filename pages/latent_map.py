@@ -6,15 +6,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
 from oaviz.services.latent_map import decode_at, neighbours, selection_stats
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.knee_picker import UPLOAD_TYPES
 from oaviz.ui.map_figure import latent_map_figure, selected_points
 from oaviz.ui.map_params import DEFAULTS, size_safe_params
-from oaviz.ui.model_pick import current_model
+from oaviz.ui.model_pick import Cap, current_model
 from oaviz.ui.navigation import page_by_file
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
@@ -25,7 +24,7 @@ layout.page_header(PAGE.title, "Every knee of the cohort as one point: its laten
                    "any known column, lasso a group to see what it holds, click a knee to inspect it, click an "
                    "empty spot to see what the model decodes there.", PAGE.icon)
 cohort = layout.current_cohort()
-model = current_model("any") if cohort is not None else None
+model = current_model(None) if cohort is not None else None
 if cohort is None or model is None:
     st.stop()
 cohort_path = str(cohort.path)
@@ -125,7 +124,7 @@ with right:
     if len(rows) <= 1 and detail is not None and detail in set(table["row"]):
         m = meta.iloc[int(detail)]
         st.markdown(f"**Knee `{m['image_id']}`**")
-        if model.model_type in ("beta_vae", "vaesim"):
+        if Cap.VECTOR_LATENT in model.capabilities:
             o, r, e = cached.reconstruct(model, cohort_path, [int(detail)])
             k = st.columns(3)
             k[0].image(to_uint8(o[0]), caption="original", width="stretch")
@@ -145,7 +144,7 @@ with right:
             st.session_state[state.INTERP_B] = int(detail)
             st.switch_page("pages/interpolation.py")
     decode_spot = st.session_state.get(state.MAP_DECODE_AT)
-    if len(rows) <= 1 and decode_spot is not None and model.model_type in ("beta_vae", "vaesim"):
+    if len(rows) <= 1 and decode_spot is not None and Cap.VECTOR_LATENT in model.capabilities:
         x, y = decode_spot
         dp = decode_at(model.loaded, lm, x, y)
         near = meta.iloc[dp.nearest_row]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
 from oaviz.ui import jobs_panel, layout, loaders, state

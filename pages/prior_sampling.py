@@ -7,7 +7,7 @@ import streamlit as st
 
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
-from oaviz.ui.model_pick import current_model
+from oaviz.ui.model_pick import Cap, current_model
 from oaviz.ui.navigation import page_by_file
 
 COLUMNS = 8
@@ -15,7 +15,7 @@ PAGE = page_by_file("pages/prior_sampling.py")
 layout.page_header(PAGE.title, "Knees the model imagines: latents drawn from the prior N(0, T²·I), decoded. Each "
                    "sample's KL grade is read by a probe trained on the cohort's real latents.", PAGE.icon)
 cohort = layout.current_cohort()
-model = current_model("autoencoder")
+model = current_model(Cap.VECTOR_LATENT)
 if model is None:
     st.stop()
 cohort_path = str(cohort.path) if cohort is not None else None
@@ -50,7 +50,7 @@ for start in range(0, len(res.images), COLUMNS):
             cap += f" · KL {int(res.pred_kl[i])} ({res.kl_probs[i].max():.0%})"
         col.image(to_uint8(res.images[i]), caption=cap, width="stretch")
 
-if model.model_type == "vaesim":
+if Cap.PROTOTYPES in model.capabilities:
     st.subheader("Near a prototype", anchor=False)
     K = int(model.loaded.model.config.n_prototypes)
     c = st.columns(2)

@@ -9,7 +9,7 @@ import streamlit as st
 
 from oaviz.ui import cached, layout, loaders, state
 from oaviz.ui.images import to_uint8
-from oaviz.ui.model_pick import current_model
+from oaviz.ui.model_pick import Cap, can, current_model
 from oaviz.ui.navigation import page_by_file
 from oaviz.ui.map_params import size_safe_params
 from oaviz.ui.theme import KL_COLORS, PLOT_FONT, kl_color
@@ -20,7 +20,7 @@ layout.page_header(PAGE.title, "VAESim learns K prototypes and assigns every kne
                    "each prototype decoded, the grades in its cluster, its nearest real knees, and how well the "
                    "clusters follow the grades compared with a plain VAE clustered by KMeans.", PAGE.icon)
 cohort = layout.current_cohort()
-model = current_model("vaesim") if cohort is not None else None
+model = current_model(Cap.PROTOTYPES) if cohort is not None else None
 if cohort is None or model is None:
     st.stop()
 cohort_path = str(cohort.path)
@@ -97,7 +97,7 @@ st.caption(f"{method.upper()} seed {lm.seed}; knees coloured by rater KL. Protot
            "knees).")
 
 st.subheader("VAESim against VAE + KMeans", anchor=False)
-vae = next((e for e in loaders.checkpoint_entries() if e.model_type == "beta_vae"), None)
+vae = next((e for e in loaders.checkpoint_entries() if can(e, Cap.VECTOR_LATENT) and not can(e, Cap.PROTOTYPES)), None)
 if vae is None:
     st.info("A β-VAE checkpoint is needed for the VAE + KMeans baseline.")
 elif st.toggle("Compute the comparison (a few seconds)", key=state.PROTO_COMPARE):

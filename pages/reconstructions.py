@@ -9,7 +9,7 @@ import streamlit as st
 from oaviz.services.reconstructions import report_summary, window_level
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8, zoom
-from oaviz.ui.model_pick import current_model
+from oaviz.ui.model_pick import Cap, current_model
 from oaviz.ui.navigation import page_by_file
 
 PER_PAGE = 6
@@ -23,7 +23,7 @@ PAGE = page_by_file("pages/reconstructions.py")
 layout.page_header(PAGE.title, "What the model keeps and what it loses: each knee beside its reconstruction, with "
                    "the error as a heat map, MSE/PSNR/SSIM, and the joint-space width measured on both.", PAGE.icon)
 cohort = layout.current_cohort()
-model = current_model("autoencoder") if cohort is not None else None
+model = current_model(Cap.VECTOR_LATENT) if cohort is not None else None
 if cohort is None or model is None:
     st.stop()
 

@@ -91,6 +91,8 @@ class OAModel(nn.Module):
     batch_kind: ClassVar[str] = "images"
     # What callers may ask of it (oaviz.models.capabilities); every subclass declares its full set.
     capabilities: ClassVar[frozenset[Cap]] = frozenset({Cap.EMBED})
+    # Some parameters get no gradient at some steps, so DDP must search for them every step.
+    ddp_find_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, config: Any):
         super().__init__()

@@ -199,6 +199,7 @@ class PretrainedJudge(nn.Module):
 class KECAE(Autoencoder):
     batch_kind = "grade_pairs"
     capabilities = Autoencoder.capabilities | {Cap.EXCHANGE}
+    ddp_find_unused_parameters = True            # the discriminator leaves the objective by step
 
     def __init__(self, config: KECAEConfig):
         super().__init__(config)

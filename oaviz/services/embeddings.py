@@ -16,6 +16,7 @@ import torch
 
 from oaviz.data.cohort import Cohort, load_cohort
 from oaviz.data.errors import DataError
+from oaviz.models.base import Cap, has_capability
 from oaviz.paths import home
 from oaviz.training.checkpoint import WEIGHTS, load_checkpoint
 from oaviz.training.data import resize_images
@@ -38,7 +39,7 @@ def embed_arrays(model, images: np.ndarray, batch_size: int = 128, with_recon: b
     scale = 65535.0 if images.dtype == np.uint16 else 255.0
     dev = next(model.parameters()).device
     zs, errs = [], []
-    can_recon = with_recon and hasattr(model, "reconstruct")
+    can_recon = with_recon and has_capability(model, Cap.RECONSTRUCT)
     for i in range(0, len(images), batch_size):
         x = resize_images(images[i:i + batch_size], size, scale).to(dev)
         zs.append(model.embed(x).float().cpu())

@@ -25,9 +25,10 @@ from oaviz.analysis.hierarchy import SaliencyResult, compare_variants, joint_spa
 from oaviz.analysis.label_audit import LabelAudit, precision_recall_at
 from oaviz.data.cohort import Cohort, load_cohort
 from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.models.base import Cap, ConfigError, capabilities_of, model_types_with
 from oaviz.paths import checkpoints_dir, home
 from oaviz.services.embeddings import checkpoint_hash, embed_cohort, write_table
+from oaviz.services.model_io import require_capability
 from oaviz.training.checkpoint import load_checkpoint, read_checkpoint_info
 
 summarise = probes.summarise  # re-exported: pages import services only
@@ -326,9 +327,10 @@ def dual_head_checkpoints(roots: Sequence[str | Path] | None = None) -> dict[str
                 info = json.loads(cfg.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if info.get("model_type") != "dual_head" or not (cfg.parent / "model.safetensors").is_file():
+            variant = (info.get("config") or {}).get("variant")      # the head layout: dual / single_oa / single_kl
+            if Cap.HEADS not in capabilities_of(info.get("model_type", "")) or not variant \
+                    or not (cfg.parent / "model.safetensors").is_file():
                 continue
-            variant = (info.get("config") or {}).get("variant", "dual")
             t = cfg.stat().st_mtime
             if variant not in found or t > found[variant][0]:
                 found[variant] = (t, cfg.parent)
@@ -346,8 +348,9 @@ def hierarchy_report(ckpts: Mapping[str, str | Path] | Sequence[str | Path], coh
     for name, p in items:
         path = resolve_checkpoint(p)
         info = read_checkpoint_info(path)
-        if info.get("model_type") not in ("dual_head", "cnn"):
-            raise ConfigError(f"{path}: a {info.get('model_type')} checkpoint, not a dual-head (or CNN) model")
+        if Cap.HEADS not in capabilities_of(info.get("model_type", "")):
+            raise ConfigError(f"{path}: a {info.get('model_type')} checkpoint has no OA/KL heads; pick a "
+                              f"{' or '.join(model_types_with(Cap.HEADS))} checkpoint")
         loaded = load_checkpoint(path)
         key = name or ((info.get("config") or {}).get("variant") or path.name)
         if key in models:
@@ -386,8 +389,7 @@ def clustering_report(vaesim_ckpt: str | Path, vae_ckpt: str | Path, cohort: Coh
     c = _cohort(cohort)
     vs_path = resolve_checkpoint(vaesim_ckpt)
     loaded = load_checkpoint(vs_path)
-    if loaded.info.get("model_type") != "vaesim":
-        raise ConfigError(f"{vs_path}: not a VAESim checkpoint")
+    require_capability(loaded, Cap.PROTOTYPES, "has no prototypes to cluster with")
     if not bool(loaded.model.initialised):
         raise ConfigError(f"{vs_path}: the VAESim prototypes were never initialised (an untrained checkpoint)")
     _, Z_vs = checkpoint_features(vs_path, c)

@@ -158,8 +158,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     slices = batch_slices(per_rank, batch_size)
     steps_per_epoch = len(slices)
     total_steps = epochs * steps_per_epoch
-    if hasattr(model, "set_total_steps"):
-        model.set_total_steps(total_steps)
+    model.set_total_steps(total_steps)
     wrapped = (ddp.wrap(_LossModule(model), device, find_unused_parameters=ddp.needs_unused_parameter_search(model))
                if world > 1 else _LossModule(model))
 
@@ -295,7 +294,7 @@ def model_card(spec: TrainSpec, cohort, metrics: dict, model=None, train_data=No
     }
     if train_data is not None and not isinstance(train_data, SplitTensors):
         card["training_data"] = train_data.describe()
-    notes = model.card_notes() if hasattr(model, "card_notes") else {}
+    notes = model.card_notes()
     card.update({str(k): str(v) for k, v in notes.items() if k not in card})
     return card
 
