@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 KL_GRADES = (0, 1, 2, 3, 4)
 

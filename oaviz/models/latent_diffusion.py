@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from oaviz.models.base import Cap, ConfigError, OAModel, load_frozen_model, register_model
+from oaviz.errors import ConfigError
+from oaviz.models.base import Cap, OAModel, load_frozen_model, register_model
 from oaviz.models.diffusion_pipeline import DiffusionPipeline
 from oaviz.models.diffusion_process import SCHEDULES, GaussianDiffusion, make_betas  # noqa: F401  (re-exported)
 from oaviz.models.frozen import Frozen

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.models.base import Autoencoder, ConfigError, Encoded, LossOutput, build_model, register_model
+from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
 
 
 @dataclass(frozen=True)

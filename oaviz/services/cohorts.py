@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from oaviz.data.cohort import Cohort, is_cohort, list_cohorts, load_cohort
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.paths import cohorts_dir, default_cohort_dir
 
 KL_GRADES = (0, 1, 2, 3, 4)

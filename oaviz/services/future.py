@@ -27,12 +27,12 @@ import torch
 
 from oaviz.analysis.progression_risk import progression_risk
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
-from oaviz.models.base import Cap, ConfigError
+from oaviz.data.transforms import resize_images
+from oaviz.errors import ConfigError, DataError
+from oaviz.models.base import Cap
 from oaviz.paths import resolve_checkpoint_path
 from oaviz.services.model_io import array_input, as_checkpoint, eval_mode, model_inputs, require_capability
 from oaviz.training.checkpoint import LoadedCheckpoint, load_checkpoint
-from oaviz.data.transforms import resize_images
 
 
 @dataclass

@@ -37,14 +37,14 @@ from threadpoolctl import threadpool_limits
 from oaviz.analysis.latent_structure import known_labels, structure_table
 from oaviz.analysis.projections import METHODS, Projector
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
 from oaviz.data.readers import preprocess_any
-from oaviz.models.base import Autoencoder, Cap, ConfigError, capabilities_of, has_capability
+from oaviz.data.transforms import resize_images
+from oaviz.errors import ConfigError, DataError
+from oaviz.models.base import Autoencoder, Cap, capabilities_of, has_capability
 from oaviz.paths import home
 from oaviz.services.embeddings import checkpoint_hash, embed_arrays, embed_cohort, write_table
 from oaviz.services.model_io import NotAnAutoencoder, as_checkpoint, as_cohort, require_autoencoder  # noqa: F401
 from oaviz.training.checkpoint import LoadedCheckpoint, read_checkpoint_info
-from oaviz.data.transforms import resize_images
 
 CACHE_VERSION = 1
 # Parameters each method's map depends on (the cache key); n_jobs changes speed only.

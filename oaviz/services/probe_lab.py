@@ -24,8 +24,8 @@ from oaviz.analysis.feature_sets import RANDOM, RAW, feature_name, random_featur
 from oaviz.analysis.hierarchy import SaliencyResult, compare_variants, joint_space_masks, saliency_in_mask
 from oaviz.analysis.label_audit import LabelAudit, precision_recall_at
 from oaviz.data.cohort import Cohort, load_cohort
-from oaviz.data.errors import DataError
-from oaviz.models.base import Cap, ConfigError, capabilities_of, model_types_with
+from oaviz.errors import ConfigError, DataError
+from oaviz.models.base import Cap, capabilities_of, model_types_with
 from oaviz.paths import checkpoints_dir, home
 from oaviz.services.embeddings import checkpoint_hash, embed_cohort, write_table
 from oaviz.services.model_io import require_capability

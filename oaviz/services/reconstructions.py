@@ -14,7 +14,7 @@ import pandas as pd
 
 from oaviz.analysis.image_metrics import joint_space_width, mse, psnr, ssim
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.paths import home
 from oaviz.services.embeddings import checkpoint_hash, write_table
 from oaviz.services.model_io import as_checkpoint, as_cohort, decode, encode, model_inputs, require_autoencoder
