@@ -159,7 +159,10 @@ class SaliencyResult:
 
 
 def oa_logit(model, x: torch.Tensor) -> torch.Tensor:
-    """OA logit [B] of a model with heads (Cap.HEADS): the OA head, or log-odds of P(KL ≥ 2) for a KL-only head."""
+    """OA logit [B]: the OA head, or log-odds of P(KL ≥ 2) for a KL-only head (Cap.HEADS); else the
+    module's own output (a plain OA-logit network)."""
+    if not has_capability(model, Cap.HEADS):
+        return model(x)
     out = model.heads(x)
     if "oa" in out:
         return out["oa"]
