@@ -9,8 +9,7 @@ import importlib
 import sys
 
 from oaviz import __version__
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
 
 # One line per subcommand module; add yours here.
 COMMAND_MODULES = (

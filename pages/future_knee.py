@@ -10,7 +10,7 @@ from oaviz.services import cohort_risk
 from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
-from oaviz.ui.model_pick import current_model, pick_checkpoint_of
+from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import PLOT_FONT
 
@@ -18,7 +18,7 @@ ctx = layout.start_page("pages/future_knee.py", "A latent diffusion model, train
                         "knee, imagines the next visit. Several samples give the mean future, where they disagree, "
                         "what changes, and the risk that the grade goes up.")
 cohort, cohort_ref = ctx.cohort, ctx.cohort_ref
-ckpt = pick_checkpoint_of("latent_diffusion", "Diffusion checkpoint", "future.ckpt",
+ckpt = pick_checkpoint_with(Cap.FUTURES, "Diffusion checkpoint", "future.ckpt",
                           "No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
                           "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "
                           "(see the README).")
@@ -78,7 +78,8 @@ if res.real_future is not None:
 else:
     cols[4].caption("No real follow-up in the cohort at this horizon.")
 if res.method:
-    st.caption(res.method)
+    shown = " The real follow-up is shown as acquired: its pose and exposure differ." if res.real_future is not None else ""
+    st.caption(res.method + shown)
 
 st.markdown("**Each sampled future**")
 fc = st.columns(min(8, len(res.futures)))
@@ -98,7 +99,7 @@ st.plotly_chart(fig, key="future.probs")
 
 # ----------------------------------------------------------------- where today and the futures sit
 st.subheader("On the latent map", anchor=False)
-mapper = current_model("autoencoder")
+mapper = current_model(Cap.VECTOR_LATENT)
 if mapper is not None:
     imgs = [res.today, *res.futures] + ([res.real_future] if res.real_future is not None else [])
     lm = cached.latent_map(mapper.ref, cohort_ref, **cached.PCA_MAP)

@@ -9,12 +9,13 @@ import streamlit as st
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
+from oaviz.ui.model_pick import Cap
 from oaviz.ui.strips import image_row
 from oaviz.ui.theme import ACCENT, PLOT_FONT, kl_color
 
 ctx = layout.start_page("pages/interpolation.py", "Walk the latent space between two knees, and move one knee along "
                         "the direction of disease. Every step is decoded; the checks below say whether it still looks "
-                        "like real data.", model="autoencoder")
+                        "like real data.", model=Cap.VECTOR_LATENT)
 cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
 
 

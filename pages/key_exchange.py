@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.cohorts import cohort_dir_for
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.images import heat, to_uint8
-from oaviz.ui.model_pick import pick_checkpoint_of
+from oaviz.ui.model_pick import Cap, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
 
 ctx = layout.start_page("pages/key_exchange.py", "KECAE splits each knee's code into key features (what a KL 0 vs "
@@ -22,7 +22,7 @@ cohort = ctx.cohort
 if not cohort.has_kl:
     st.info("Key exchange needs KL grades to find KL 0 and KL 2 knees.")
     st.stop()
-ckpt = pick_checkpoint_of("kecae", "KECAE checkpoint", "exchange.ckpt",
+ckpt = pick_checkpoint_with(Cap.EXCHANGE, "KECAE checkpoint", "exchange.ckpt",
                           "No KECAE checkpoint yet: `oaviz train kecae --data COHORT --out CKPT` (see the README).")
 if ckpt is None:
     st.stop()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
 from oaviz.services.probe_lab import corrected_labels
 from oaviz.ui import cached, layout, state
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
 from oaviz.services.latent_map import decode_at, neighbours, selection_stats
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8
@@ -14,6 +13,7 @@ from oaviz.ui.knee_picker import UPLOAD_TYPES
 from oaviz.ui.map_figure import latent_map_figure, selected_points
 from oaviz.ui.map_params import param_controls
 from oaviz.ui.strips import knee_strip
+from oaviz.ui.model_pick import Cap
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 PREFERRED_COLOURS = ("kl", "kl_true", "oa", "severity", "jsw_mm", "pred_kl", "cluster", "recon_error", "subject_id",
@@ -96,7 +96,7 @@ with right:
     if len(rows) <= 1 and detail is not None and detail in set(table["row"]):
         m = meta.iloc[int(detail)]
         st.markdown(f"**Knee `{m['image_id']}`**")
-        if model.model_type in ("beta_vae", "vaesim"):
+        if Cap.VECTOR_LATENT in model.capabilities:
             o, r, e = cached.reconstruct(model.ref, cohort_ref, [int(detail)])
             k = st.columns(3)
             k[0].image(to_uint8(o[0]), caption="original", width="stretch")
@@ -116,7 +116,7 @@ with right:
             st.session_state[state.INTERP_B] = int(detail)
             st.switch_page("pages/interpolation.py")
     decode_spot = st.session_state.get(state.MAP_DECODE_AT)
-    if len(rows) <= 1 and decode_spot is not None and model.model_type in ("beta_vae", "vaesim"):
+    if len(rows) <= 1 and decode_spot is not None and Cap.VECTOR_LATENT in model.capabilities:
         x, y = decode_spot
         dp = decode_at(model.loaded, lm, x, y)
         near = meta.iloc[dp.nearest_row]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
 from oaviz.ui import jobs_panel, layout, loaders, state

@@ -8,10 +8,12 @@ import streamlit as st
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
 
+from oaviz.ui.model_pick import Cap
+
 COLUMNS = 8
 ctx = layout.start_page("pages/prior_sampling.py", "Knees the model imagines: latents drawn from the prior "
                         "N(0, T²·I), decoded. Each sample's KL grade is read by a probe trained on the cohort's real "
-                        "latents.", cohort="optional", model="autoencoder")
+                        "latents.", cohort="optional", model=Cap.VECTOR_LATENT)
 model, cohort_ref = ctx.model, ctx.cohort_ref
 
 c = st.columns(3)
@@ -44,7 +46,7 @@ for start in range(0, len(res.images), COLUMNS):
             cap += f" · KL {int(res.pred_kl[i])} ({res.kl_probs[i].max():.0%})"
         col.image(to_uint8(res.images[i]), caption=cap, width="stretch")
 
-if model.model_type == "vaesim":
+if Cap.PROTOTYPES in model.capabilities:
     st.subheader("Near a prototype", anchor=False)
     K = int(model.loaded.model.config.n_prototypes)
     c = st.columns(2)

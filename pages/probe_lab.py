@@ -6,15 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.probe_lab import dual_head_checkpoints, read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.probe_views import FRACTIONS, curves, hierarchy_report
+from oaviz.ui.model_pick import Cap, can
 from oaviz.ui.refs import ModelRef
 
-FEATURE_MODELS = ("beta_vae", "vaesim", "dual_head")
 ctx = layout.start_page("pages/probe_lab.py", "Do frozen latent codes carry the disease? Train a simple classifier "
                         "on them with few labels or noisy labels, against raw pixels, random features and an "
                         "end-to-end CNN trained on the same labels; and compare single- and dual-head (OA/KL) "
@@ -30,7 +30,7 @@ tab_grid, tab_hier = st.tabs(["Label scarcity and noise", "OA/KL hierarchy (dual
 def feature_options() -> dict[str, str]:
     """{value passed to the service: label shown}."""
     out = {str(e.path): f"{e.path.name} ({e.model_type})" for e in loaders.checkpoint_entries()
-           if e.model_type in FEATURE_MODELS}
+           if can(e, Cap.PROBE_FEATURES)}
     out["raw"] = "raw pixels (32×32, standardised)"
     out["random"] = "random N(0, I) features"
     return out
@@ -52,7 +52,7 @@ with tab_grid:
                                 help="symmetric: OA labels flipped at random. adjacent: KL grades moved to a "
                                      "neighbouring grade before binarising, as rater disagreement does.")
         options = feature_options()
-        default = [k for k in options if k.endswith("beta_vae-demo")][:1] + ["raw", "random"]
+        default = [k for k in options if k not in ("raw", "random")][:1] + ["raw", "random"]   # first bundled
         features = c[2].multiselect("Feature sets", list(options), default=default, key=state.PROBE_FEATURES,
                                     format_func=options.get)
         classifier = c[3].selectbox("Classifier", ["logreg", "knn", "linear"], key=state.PROBE_CLASSIFIER,

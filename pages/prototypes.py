@@ -12,6 +12,7 @@ import streamlit as st
 from oaviz.services.prototypes import matched_baseline_for
 from oaviz.ui import cached, layout, loaders, state
 from oaviz.ui.images import to_uint8
+from oaviz.ui.model_pick import Cap, can
 from oaviz.ui.map_params import size_safe_params
 from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import KL_COLORS, PLOT_FONT, kl_color
@@ -20,7 +21,7 @@ COLUMNS = 8
 ctx = layout.start_page("pages/prototypes.py", "VAESim learns K prototypes and assigns every knee to the most "
                         "similar one. Here: each prototype decoded, the grades in its cluster, its nearest real knees, "
                         "and how well the clusters follow the grades compared with a plain VAE clustered by KMeans.",
-                        model="vaesim")
+                        model=Cap.PROTOTYPES)
 cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
 rep = cached.prototype_report(model_ref, cohort_ref, k=6)
 table = rep.table
@@ -95,8 +96,9 @@ st.caption(f"{method.upper()} seed {lm.seed}; knees coloured by rater KL. Protot
            "knees).")
 
 st.subheader("VAESim against VAE + KMeans", anchor=False)
-vae_paths = [str(e.path) for e in loaders.checkpoint_entries() if e.model_type == "beta_vae"]
-vae_path, mismatches = matched_baseline_for(model.path, vae_paths)
+vae_paths = [str(e.path) for e in loaders.checkpoint_entries()
+             if can(e, Cap.VECTOR_LATENT) and not can(e, Cap.PROTOTYPES)]
+vae_path, mismatches = matched_baseline_for(model_ref.path, vae_paths)
 if vae_path is None:
     st.info("A β-VAE checkpoint is needed for the VAE + KMeans baseline.")
 else:
@@ -112,7 +114,7 @@ else:
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
                                     ("statistical_mapping_accuracy", "knn_accuracy", "linear_accuracy", "nmi")})
         elbow = cmp[cmp["K_rule"].str.startswith("elbow")]["K"]
-        st.caption(f"KMeans on the baseline's latents with K = {int(model.loaded.model.config.n_prototypes)} "
+        st.caption(f"KMeans on the baseline's latents with K = {K} "
                    f"(VAESim's K)" + (f" and K = {int(elbow.iloc[0])} (the elbow of its inertia curve)"
                                       if len(elbow) else "") +
                    ". Every figure is held out: the cluster → grade map, KMeans, kNN (k = 5) and the linear probe "

@@ -9,6 +9,7 @@ import streamlit as st
 from oaviz.services.reconstructions import report_summary, window_level
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8, zoom
+from oaviz.ui.model_pick import Cap
 
 PER_PAGE = 6
 
@@ -20,7 +21,7 @@ def mm(v: float) -> str:
 
 ctx = layout.start_page("pages/reconstructions.py", "What the model keeps and what it loses: each knee beside its "
                         "reconstruction, with the error as a heat map, MSE/PSNR/SSIM, and the joint-space width "
-                        "measured on both.", model="autoencoder")
+                        "measured on both.", model=Cap.VECTOR_LATENT)
 model_ref, cohort_ref = ctx.model.ref, ctx.cohort_ref
 report = cached.reconstruction_report(model_ref, cohort_ref)
 summary = report_summary(report)

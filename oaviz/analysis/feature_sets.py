@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from oaviz.data.cohort import Cohort
-from oaviz.training.data import resize_images
+from oaviz.data.transforms import resize_images
 
 RAW, RANDOM = "raw", "random"
 

@@ -28,9 +28,10 @@ from oaviz.analysis.paired_tests import (bootstrap_ci, bootstrap_diff, discordan
                                          mcnemar_clustered, quadratic_kappa)
 from oaviz.analysis.probes import macro_auc
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
+from oaviz.data.transforms import resize_images
+from oaviz.errors import DataError
+from oaviz.models.base import Cap, has_capability
 from oaviz.training.checkpoint import load_checkpoint
-from oaviz.training.data import resize_images
 
 KNEE_LANDMARKS = {"condyle_lowest": (2, 3), "plateau": tuple(range(5, 13)), "margins": (0, 1, 5, 12)}
 
@@ -73,25 +74,22 @@ def predict_variant(model_or_ckpt, cohort: Cohort, split: str = "test", label_co
     x_all = _image_tensor(cohort, rows, int(model.config.image_size))
     dev = next(model.parameters()).device
     p_oa, p_kl, feats = [], [], []
+    with_kl = has_capability(model, Cap.PREDICT_KL)
     for i in range(0, len(rows), batch_size):
         x = x_all[i:i + batch_size].to(dev)
         feats.append(model.embed(x).float().cpu())
-        if hasattr(model, "predict_oa_proba"):
-            p_oa.append(model.predict_oa_proba(x).float().cpu())
-            pk = model.predict_kl_proba(x)
-            if pk is not None:
-                p_kl.append(pk.float().cpu())
-        else:
-            p_oa.append(model.predict_proba(x).float().cpu())
+        p_oa.append(model.predict_oa_proba(x).float().cpu())
+        if with_kl:
+            p_kl.append(model.predict_kl_proba(x).float().cpu())
     return VariantOutput(name=name, rows=rows, p_oa=torch.cat(p_oa).numpy().astype(np.float64),
                          p_kl=torch.cat(p_kl).numpy().astype(np.float64) if p_kl else None,
                          features=torch.cat(feats).numpy(), kl=kl)
 
 
 def variant_name(info: dict, path: Path) -> str:
-    """'dual' / 'single_oa' / 'single_kl' for dual-head checkpoints, else the folder name."""
+    """The config's head layout ('dual' / 'single_oa' / 'single_kl') when it has one, else the folder name."""
     variant = (info.get("config") or {}).get("variant")
-    return str(variant) if info.get("model_type") == "dual_head" and variant else Path(path).name
+    return str(variant) if variant else Path(path).name
 
 
 def variant_metrics(out: VariantOutput) -> dict[str, float]:
@@ -161,14 +159,15 @@ class SaliencyResult:
 
 
 def oa_logit(model, x: torch.Tensor) -> torch.Tensor:
-    """OA logit [B]: the OA head, log-odds of P(KL ≥ 2) for a KL-only head, or a CNN's output."""
-    if hasattr(model, "heads"):
-        out = model.heads(x)
-        if "oa" in out:
-            return out["oa"]
-        k = out["kl"]
-        return torch.logsumexp(k[:, 2:], 1) - torch.logsumexp(k[:, :2], 1)
-    return model(x)
+    """OA logit [B]: the OA head, or log-odds of P(KL ≥ 2) for a KL-only head (Cap.HEADS); else the
+    module's own output (a plain OA-logit network)."""
+    if not has_capability(model, Cap.HEADS):
+        return model(x)
+    out = model.heads(x)
+    if "oa" in out:
+        return out["oa"]
+    k = out["kl"]
+    return torch.logsumexp(k[:, 2:], 1) - torch.logsumexp(k[:, :2], 1)
 
 
 def saliency_in_mask(model, images: np.ndarray, masks: np.ndarray) -> SaliencyResult:

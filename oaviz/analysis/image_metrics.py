@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 # Wang et al. (2004): 11-tap Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03.
 SSIM_SIGMA, SSIM_TAPS, SSIM_K1, SSIM_K2 = 1.5, 11, 0.01, 0.03

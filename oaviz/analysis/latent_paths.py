@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import pairwise_distances_argmin_min
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 _PARALLEL_EPS = 1e-6  # below this sin(angle) the great circle is numerically undefined
 

@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 from oaviz.analysis.feature_sets import RandomFeatures
 from oaviz.analysis.label_noise import KINDS, inject_noise
 from oaviz.analysis.subsample import stratified_subset
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError
 
 TARGETS = ("oa", "kl")
 Y_KINDS = ("kl", "oa")
@@ -345,7 +345,7 @@ def summarise(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------- CNN arm
 def cnn_inputs(cohort, train_idx: np.ndarray, test_idx: np.ndarray, size: int):
     """(train images, test images) as float tensors [n, 1, size, size] in [0, 1], resized once for all cells."""
-    from oaviz.training.data import resize_images
+    from oaviz.data.transforms import resize_images
 
     scale = 65535.0 if cohort.images.dtype == np.uint16 else 255.0
     return (resize_images(cohort.images[np.asarray(train_idx)], size, scale),

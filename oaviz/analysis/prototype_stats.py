@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from oaviz.data.cohort import KL_GRADES
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 
 def _unit(A: np.ndarray) -> np.ndarray:

@@ -31,7 +31,7 @@ from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 METHODS = ("centroid", "fisher", "probe")
 _TINY = 1e-12

@@ -5,7 +5,7 @@ outside the OA cohort (e.g. VAESim against VAE + KMeans)."""
 
 from __future__ import annotations
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 
 def register(sub) -> None:

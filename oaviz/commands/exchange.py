@@ -31,7 +31,7 @@ def run(args) -> int:
     from pathlib import Path
 
     from oaviz.data.cohort import load_cohort
-    from oaviz.data.errors import DataError
+    from oaviz.errors import DataError
     from oaviz.services.exchange import OUTPUTS, exchange_pair, require_kecae
     from oaviz.services.future import rows_for_ids
 

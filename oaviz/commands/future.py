@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from oaviz.data.atomic import output_folder  # noqa: F401 (exchange.py imports it from here too)
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
 
 
 def register(sub) -> None:

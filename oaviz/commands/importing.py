@@ -24,7 +24,7 @@ def run(args) -> int:
     import sys
 
     from oaviz.data import importers as imp
-    from oaviz.data.errors import DataError
+    from oaviz.errors import DataError
 
     if args.kind == "kl-folders":
         rep = imp.import_kl_folders(args.src, args.out, size=args.size, on_error=args.on_error, overwrite=args.overwrite)

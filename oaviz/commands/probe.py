@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from oaviz.data.atomic import output_folder
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import DataError
+from oaviz.errors import ConfigError
 
 
 def register(sub) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 
 def register(sub) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError
 
 
 def register(sub) -> None:

@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 
 def temp_sibling(target: str | os.PathLike) -> Path:

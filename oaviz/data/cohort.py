@@ -26,7 +26,7 @@ import pandas as pd
 
 from oaviz import __version__
 from oaviz.data.atomic import atomic_folder
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 FORMAT_VERSION = 1
 REQUIRED_COLUMNS = ("image_id", "subject_id", "visit_month", "side", "label", "kl", "oa", "split")

@@ -1,16 +1,7 @@
-"""The data layer's one error type."""
+"""The data layer's error type, defined with the others in ``oaviz.errors`` (re-exported here)."""
 
 from __future__ import annotations
 
+from oaviz.errors import DataError
 
-class DataError(ValueError):
-    """Bad or unusable input data: says what was wrong and where.
-
-    ``where`` is the file, folder or row the problem was found in (may be None);
-    ``reason`` is the human-readable cause. ``str(err)`` reads "where: reason".
-    """
-
-    def __init__(self, reason: str, where: object | None = None):
-        self.reason = reason
-        self.where = None if where is None else str(where)
-        super().__init__(f"{self.where}: {reason}" if self.where else reason)
+__all__ = ["DataError"]

@@ -20,10 +20,10 @@ import numpy as np
 import pandas as pd
 
 from oaviz.data.cohort import KL_GRADES, assign_splits, write_cohort
-from oaviz.data.errors import DataError
 from oaviz.data.readers import (
     DICOM_SUFFIXES, IMAGE_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
 )
+from oaviz.errors import DataError
 
 ON_ERROR = ("skip", "stop")
 OAI_VISIT_MONTHS = {0: 0, 1: 12, 2: 18, 3: 24, 4: 30, 5: 36, 6: 48, 7: 60, 8: 72, 9: 84, 10: 96, 11: 108}

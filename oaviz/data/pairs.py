@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 
 def visit_pairs(meta: pd.DataFrame, split: str | None = None, horizon_months: int | None = None) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 
 # A radiograph is at most a few thousand pixels a side; anything far larger is
 # a decompression bomb (Pillow alone only refuses past 2× its own limit).

@@ -25,8 +25,8 @@ import torch
 from oaviz.data.synth_progression import (PROGRESSION_RELATIVE_RISK, kl_from_severity,  # noqa: F401
                                           progression_bayes_ceiling, sample_severity, severity_at)
 from oaviz.data.cohort import assign_splits, encode_landmarks, write_cohort
-from oaviz.data.errors import DataError
 from oaviz.data.synth_render import col, gaussian_blur, glyph, sample_texture, texture_bank
+from oaviz.errors import DataError
 
 # Baseline KL prevalence; with default progression the pooled visits land near
 # the 40/18/26/13/3 % reported for knee cohorts such as OAI.

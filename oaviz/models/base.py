@@ -21,9 +21,12 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from oaviz.errors import ConfigError
+from oaviz.models.capabilities import Cap, has_capability
 
-class ConfigError(ValueError):
-    """A model or training config that cannot be used (unknown key, bad value)."""
+__all__ = ["Autoencoder", "Cap", "ConfigError", "Encoded", "LossOutput", "ModelSpec", "OAModel", "build_model",
+           "capabilities_of", "config_to_dict", "get_spec", "has_capability", "load_frozen_model", "make_config",
+           "model_names", "model_types_with", "parse_config", "register_model"]
 
 
 # ----------------------------------------------------------------- configs
@@ -85,6 +88,10 @@ class OAModel(nn.Module):
     # What a training batch holds: "images" (one image per item), "visit_pairs" (baseline + follow-up of one
     # knee: keys image, image_next) or "grade_pairs" (a KL a and a KL b image: keys image, image_pair).
     batch_kind: ClassVar[str] = "images"
+    # What callers may ask of it (oaviz.models.capabilities); every subclass declares its full set.
+    capabilities: ClassVar[frozenset[Cap]] = frozenset({Cap.EMBED})
+    # Some parameters get no gradient at some steps, so DDP must search for them every step.
+    ddp_find_unused_parameters: ClassVar[bool] = False
 
     def __init__(self, config: Any):
         super().__init__()
@@ -104,6 +111,13 @@ class OAModel(nn.Module):
     def on_train_step_end(self, batch: dict[str, torch.Tensor], step: int) -> None:
         """Hook after each optimiser step (e.g. VAESim's EMA prototype update)."""
 
+    def set_total_steps(self, n: int) -> None:
+        """Hook before training: the number of optimiser steps, for schedules over the run (VAESim's τ)."""
+
+    def card_notes(self) -> dict[str, str]:
+        """Model-specific lines for the checkpoint card (the standard entries are never replaced)."""
+        return {}
+
     def validation_score(self, val: dict[str, float]) -> float:
         """Lower is better; picks the best epoch (and drives early stopping). Default: the validation loss."""
         return float(val["loss"])
@@ -115,6 +129,8 @@ class OAModel(nn.Module):
 
 class Autoencoder(OAModel):
     """Adds encode/decode/reconstruct to the contract."""
+
+    capabilities = OAModel.capabilities | {Cap.AUTOENCODE, Cap.RECONSTRUCT}
 
     def encode(self, x: torch.Tensor) -> Encoded:
         raise NotImplementedError
@@ -168,6 +184,20 @@ def get_spec(name: str) -> ModelSpec:
     if name not in _REGISTRY:
         raise ConfigError(f"unknown model {name!r}; known: {sorted(_REGISTRY)}")
     return _REGISTRY[name]
+
+
+def capabilities_of(model_type: str) -> frozenset[Cap]:
+    """The capabilities a registered model type declares (read from a checkpoint's config.json model type,
+    without loading weights); empty for an unknown type."""
+    _ensure_loaded()
+    spec = _REGISTRY.get(str(model_type))
+    return spec.model_cls.capabilities if spec is not None else frozenset()
+
+
+def model_types_with(cap: Cap) -> list[str]:
+    """Registered model types that declare ``cap``, sorted (for "pick a … checkpoint" messages)."""
+    _ensure_loaded()
+    return sorted(n for n, spec in _REGISTRY.items() if cap in spec.model_cls.capabilities)
 
 
 def make_config(name: str, preset: str = "demo", overrides: dict[str, Any] | None = None) -> Any:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
+from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, register_model
 from oaviz.models.blocks import check_image_size, conv_decoder, conv_encoder
 
 
@@ -100,6 +100,8 @@ def reparameterise(mu, logvar):
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "epochs": 50},
 }, description="β-VAE (hip OA thesis): μ is the embedding")
 class BetaVAE(Autoencoder):
+    capabilities = Autoencoder.capabilities | {Cap.VECTOR_LATENT, Cap.SAMPLE_PRIOR, Cap.PROBE_FEATURES}
+
     def __init__(self, config: BetaVAEConfig):
         super().__init__(config)
         self.encoder = GaussianEncoder(config.image_size, config.widths, config.latent_dim)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from oaviz.models.base import ConfigError, OAModel, build_model
+from oaviz.errors import ConfigError
+from oaviz.models.base import OAModel, build_model
 from oaviz.paths import checkpoints_dir, runs_dir
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"

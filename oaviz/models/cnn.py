@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.models.base import LossOutput, OAModel, register_model
+from oaviz.models.base import Cap, LossOutput, OAModel, register_model
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,8 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
               "standardise_input": True},
 }, description="end-to-end CNN baseline for OA (thesis)")
 class CNNBaseline(OAModel):
+    capabilities = OAModel.capabilities | {Cap.HEADS, Cap.PREDICT_OA}
+
     def __init__(self, config: CNNConfig):
         super().__init__(config)
         self.input_norm = nn.BatchNorm2d(1, affine=False) if config.standardise_input else nn.Identity()
@@ -85,8 +87,17 @@ class CNNBaseline(OAModel):
         """OA logits [B]."""
         return self.out(self.drop(self.embed(x))).squeeze(1)
 
+    def heads(self, x) -> dict[str, torch.Tensor]:
+        """{'oa': logits [B]} (the one head)."""
+        return {"oa": self.forward(x)}
+
     def predict_proba(self, x):
+        """P(OA) [B]."""
         return torch.sigmoid(self.forward(x))
+
+    def predict_oa_proba(self, x):
+        """P(OA) [B] (the capability's name for ``predict_proba``)."""
+        return self.predict_proba(x)
 
     def loss(self, batch, step: int = 0) -> LossOutput:
         logits = self.forward(batch["image"])

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.models.base import LossOutput, OAModel, register_model
+from oaviz.models.base import Cap, LossOutput, OAModel, register_model
 from oaviz.models.blocks import conv_encoder
 from oaviz.models.cnn import masked_bce
 
@@ -44,8 +44,12 @@ class DualHeadConfig:
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "feature_dim": 128, "epochs": 30},
 }, description="shared encoder with OA and KL heads (single_oa / single_kl / dual)")
 class DualHead(OAModel):
+    capabilities = OAModel.capabilities | {Cap.HEADS, Cap.PREDICT_OA, Cap.PREDICT_KL, Cap.PROBE_FEATURES}
+
     def __init__(self, config: DualHeadConfig):
         super().__init__(config)
+        if config.variant == "single_oa":                         # no KL head
+            self.capabilities = type(self).capabilities - {Cap.PREDICT_KL}
         self.encoder = conv_encoder(config.widths)
         self.proj = nn.Sequential(nn.Flatten(), nn.Linear(config.widths[-1], config.feature_dim), nn.ReLU(inplace=True))
         self.drop = nn.Dropout(config.dropout)

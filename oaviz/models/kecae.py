@@ -50,8 +50,9 @@ from torch.func import functional_call
 from torch.nn import functional as F
 
 from oaviz.data.augment import random_acquisition
-from oaviz.data.errors import DataError
-from oaviz.models.base import Autoencoder, Encoded, LossOutput, load_frozen_model, register_model
+from oaviz.errors import DataError
+from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, load_frozen_model, register_model
+from oaviz.models.frozen import Frozen
 
 DISC_MODES = ("frozen", "joint")
 
@@ -169,8 +170,8 @@ class Discriminator(nn.Module):
 class PretrainedJudge(nn.Module):
     """A pretrained KL classifier (multi-task or any model with ``forward(x)["kl"]``) as a frozen
     KL a vs KL b judge: logits [B, 2] = its KL a and KL b logits (softmax over the two is
-    P(KL b | KL a or b)). Loaded from safetensors, eval mode, parameters frozen; gradients still
-    reach the images it judges."""
+    P(KL b | KL a or b)). Loaded from safetensors; KECAE holds it as a ``Frozen`` part (eval mode,
+    no gradients to its weights, not saved with KECAE); gradients still reach the images it judges."""
 
     def __init__(self, checkpoint: str, grade_a: int, grade_b: int, image_size: int):
         super().__init__()
@@ -179,9 +180,6 @@ class PretrainedJudge(nn.Module):
             raise ValueError(f"discriminator_checkpoint {checkpoint} works at {self.model.config.image_size} px, "
                              f"this KECAE at {image_size} px")
         self.grades = [int(grade_a), int(grade_b)]
-
-    def train(self, mode: bool = True):
-        return super().train(False)                            # batch-norm statistics stay fixed
 
     def forward(self, x):
         return self.model(x)["kl"][:, self.grades]
@@ -198,6 +196,9 @@ class PretrainedJudge(nn.Module):
 }, description="KECAE: key/non-key exchange between KL 0 and KL 2 knees (augmentation)")
 class KECAE(Autoencoder):
     batch_kind = "grade_pairs"
+    capabilities = Autoencoder.capabilities | {Cap.EXCHANGE}
+    ddp_find_unused_parameters = True            # the discriminator leaves the objective by step
+
     def __init__(self, config: KECAEConfig):
         super().__init__(config)
         self.sizes = encoder_sizes(config.image_size, len(config.widths))
@@ -205,22 +206,14 @@ class KECAE(Autoencoder):
         self.nonkey_encoder = _encoder(config.widths)
         self.decoder = _decoder(config.widths, self.sizes)
         self.discriminator = Discriminator(config.disc_widths)
-        self.__dict__["_judge"] = None
-        if config.discriminator_checkpoint:
-            self.__dict__["_judge"] = PretrainedJudge(config.discriminator_checkpoint, config.grade_a,
-                                                      config.grade_b, config.image_size)
+        self.pretrained_judge = Frozen(PretrainedJudge(config.discriminator_checkpoint, config.grade_a,
+                                                       config.grade_b, config.image_size)) \
+            if config.discriminator_checkpoint else None
 
     @property
     def judge(self) -> nn.Module:
         """What decides KL a vs KL b: the pretrained classifier when one is named, else the own discriminator."""
-        return self.__dict__["_judge"] or self.discriminator
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to()/.cuda() also move the pretrained judge, which sits outside the module tree (not saved here).
-        super()._apply(fn, *args, **kwargs)
-        if self.__dict__["_judge"] is not None:
-            self.__dict__["_judge"]._apply(fn, *args, **kwargs)
-        return self
+        return self.pretrained_judge.model if self.pretrained_judge is not None else self.discriminator
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
@@ -273,7 +266,7 @@ class KECAE(Autoencoder):
 
     def discriminator_logits(self, x: torch.Tensor, train_weights: bool = True) -> torch.Tensor:
         """Logits [B, 2]; with ``train_weights=False`` gradients reach x but not the discriminator's weights."""
-        if self.__dict__["_judge"] is not None:
+        if self.pretrained_judge is not None:
             return self.judge(x)                   # frozen: its parameters never require grad
         if train_weights:
             return self.discriminator(x)
@@ -305,13 +298,13 @@ class KECAE(Autoencoder):
 
     def discriminator_trains(self, step: int) -> bool:
         """Whether the own discriminator's loss is in the objective at ``step`` (never with a pretrained judge)."""
-        if self.__dict__["_judge"] is not None:
+        if self.pretrained_judge is not None:
             return False
         return self.config.discriminator == "joint" or step < self.config.discriminator_pretrain_steps
 
     def exchange_term_on(self, step: int) -> bool:
         """Whether λ1·CE(exchanged) is in the objective (frozen mode: only once the discriminator is trained)."""
-        if self.__dict__["_judge"] is not None:
+        if self.pretrained_judge is not None:
             return True
         return self.config.discriminator == "joint" or step >= self.config.discriminator_pretrain_steps
 

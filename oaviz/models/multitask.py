@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.models.base import LossOutput, OAModel, register_model
+from oaviz.models.base import Cap, LossOutput, OAModel, register_model
 from oaviz.models.blocks import check_image_size, conv_encoder
 
 N_GRADES = 5
@@ -78,6 +78,8 @@ def landmark_error(pred: torch.Tensor, true: torch.Tensor, size: int, kind: str 
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "deconv_widths": [256, 128, 64], "epochs": 50},
 }, description="KL grade + 16 landmarks (soft-argmax) multi-task classifier for progression risk")
 class MultiTaskClassifier(OAModel):
+    capabilities = OAModel.capabilities | {Cap.PREDICT_OA, Cap.PREDICT_KL, Cap.LANDMARKS}
+
     def __init__(self, config: MultiTaskConfig):
         super().__init__(config)
         c = config

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
+from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, register_model
 from oaviz.models.beta_vae import ConvDecoder, GaussianEncoder, kl_to_standard_normal, reparameterise
 
 
@@ -97,6 +97,8 @@ def ema_update(Q: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eta: floa
               "epochs": 50},
 }, description="VAESim: prototype-conditioned VAE")
 class VAESim(Autoencoder):
+    capabilities = Autoencoder.capabilities | {Cap.VECTOR_LATENT, Cap.PROTOTYPES, Cap.PROBE_FEATURES}
+
     def __init__(self, config: VAESimConfig):
         super().__init__(config)
         self.encoder = GaussianEncoder(config.image_size, config.widths, config.latent_dim)

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from oaviz.models.base import Autoencoder, ConfigError, Encoded, LossOutput, build_model, register_model
+from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,8 @@ class VectorQuantizerEMA(nn.Module):
               "codebook_size": 1024, "restart_after": 100, "epochs": 100},
 }, description="VQ-VAE (8× compression, EMA codebook): the latent space of the progression diffusion")
 class VQVAE(Autoencoder):
+    capabilities = Autoencoder.capabilities                   # a spatial latent: no VECTOR_LATENT
+
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         c = config

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from oaviz.data.cohort import KL_GRADES, Cohort, is_cohort, list_cohorts, load_cohort
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.paths import cohorts_dir, default_cohort_dir
 
 # Columns shown when browsing (landmarks are a long string: shown on the image instead).

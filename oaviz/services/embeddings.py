@@ -15,8 +15,9 @@ import torch
 
 from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort, load_cohort
+from oaviz.models.base import Cap, has_capability
 from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint, resolve_checkpoint
-from oaviz.training.data import resize_images
+from oaviz.data.transforms import resize_images
 
 EMBED_VERSION = 1  # bump when the table's columns or their meaning change (invalidates caches)
 
@@ -28,7 +29,7 @@ def embed_arrays(model, images: np.ndarray, batch_size: int = 128, with_recon: b
     scale = 65535.0 if images.dtype == np.uint16 else 255.0
     dev = next(model.parameters()).device
     zs, errs = [], []
-    can_recon = with_recon and hasattr(model, "reconstruct")
+    can_recon = with_recon and has_capability(model, Cap.RECONSTRUCT)
     for i in range(0, len(images), batch_size):
         x = resize_images(images[i:i + batch_size], size, scale).to(dev)
         zs.append(model.embed(x).float().cpu())

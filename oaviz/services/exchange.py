@@ -19,9 +19,9 @@ import pandas as pd
 import torch
 
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
-from oaviz.services.model_io import as_checkpoint, as_cohort, eval_mode, model_inputs
+from oaviz.errors import DataError
+from oaviz.models.base import Cap
+from oaviz.services.model_io import as_checkpoint, as_cohort, eval_mode, model_inputs, require_capability
 from oaviz.training.checkpoint import LoadedCheckpoint
 
 OUTPUTS = ("recon_a", "recon_b", "exchanged_a", "exchanged_b")
@@ -70,11 +70,9 @@ class ExchangeResult:
 
 
 def require_kecae(checkpoint: str | os.PathLike | LoadedCheckpoint) -> LoadedCheckpoint:
-    """The loaded checkpoint if its model can exchange keys; ConfigError otherwise."""
+    """The loaded checkpoint if its model can exchange keys; MissingCapability (a ConfigError) otherwise."""
     loaded = as_checkpoint(checkpoint)
-    if not (hasattr(loaded.model, "exchange") and hasattr(loaded.model, "discriminator_proba")):
-        raise ConfigError(f"{loaded.path}: a {loaded.info.get('model_type')!r} checkpoint cannot exchange keys; "
-                          "pick a kecae checkpoint")
+    require_capability(loaded, Cap.EXCHANGE, "cannot exchange keys")
     return loaded
 
 

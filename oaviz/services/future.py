@@ -27,13 +27,11 @@ import torch
 
 from oaviz.analysis.progression_risk import progression_risk
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.data.transforms import resize_images
+from oaviz.errors import ConfigError, DataError
+from oaviz.models.base import Cap
 from oaviz.models.checkpoints import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
-from oaviz.services.model_io import array_input, as_checkpoint, eval_mode, model_inputs
-from oaviz.training.data import resize_images
-
-DIFFUSION_TYPES = ("latent_diffusion",)
+from oaviz.services.model_io import array_input, as_checkpoint, eval_mode, model_inputs, require_capability
 
 
 @dataclass
@@ -108,19 +106,14 @@ def load_future_models(checkpoint: str | os.PathLike | LoadedCheckpoint, classif
     another type or when no classifier is named.
     """
     loaded = as_checkpoint(checkpoint)
-    mtype = loaded.info.get("model_type")
-    if mtype not in DIFFUSION_TYPES:
-        raise ConfigError(f"{loaded.path}: a {mtype!r} checkpoint; future knees need a "
-                          f"{' or '.join(DIFFUSION_TYPES)} checkpoint")
+    require_capability(loaded, Cap.FUTURES, "cannot generate future knees")
     name = classifier or getattr(loaded.model.config, "classifier_checkpoint", "")
     if not name:
         raise ConfigError(f"{loaded.path}: its config names no classifier_checkpoint (the multi-task KL "
                           "classifier the risk needs); train it with --set classifier_checkpoint=CKPT")
     clf_path = resolve_checkpoint(str(name))
     clf = load_checkpoint(clf_path, device=device)
-    if not hasattr(clf.model, "predict_kl_proba"):
-        raise ConfigError(f"{clf_path}: a {clf.info.get('model_type')!r} checkpoint cannot predict KL grades; "
-                          "the classifier must be a multitask checkpoint")
+    require_capability(clf, Cap.PREDICT_KL, "cannot predict KL grades (the risk needs a KL classifier)")
     return FutureModels(diffusion=loaded.model.to(device).eval(), classifier=clf.model.eval(), info=loaded.info,
                         path=Path(loaded.path), classifier_path=clf_path)
 

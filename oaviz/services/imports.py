@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services.cohorts import cohort_dir_for
 
 FORMATS = {

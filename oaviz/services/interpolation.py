@@ -17,7 +17,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from oaviz.analysis.latent_paths import lerp, nearest_distance, prior_log_density, slerp
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services.kl_probe import cohort_latents, kl_probe
 from oaviz.services.model_io import as_checkpoint, as_cohort, decode, require_autoencoder, row_or_array_latent
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from oaviz.analysis.probes import logistic_probe
 from oaviz.data import disk_cache
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.models.checkpoints import checkpoint_hash
 from oaviz.services.embeddings import embed_cohort
 from oaviz.services.model_io import as_checkpoint, as_cohort

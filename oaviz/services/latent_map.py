@@ -33,15 +33,15 @@ from oaviz.analysis.latent_structure import structure_table
 from oaviz.analysis.projections import METHODS, Projector
 from oaviz.data import disk_cache
 from oaviz.data.cohort import KL_GRADES, Cohort
-from oaviz.data.errors import DataError
 from oaviz.data.readers import preprocess_any
-from oaviz.models.base import Autoencoder, ConfigError
+from oaviz.data.transforms import resize_images
+from oaviz.errors import ConfigError, DataError
+from oaviz.models.base import Autoencoder, Cap, capabilities_of, has_capability
 from oaviz.models.checkpoints import checkpoint_hash
 from oaviz.services.embeddings import embed_arrays, embed_cohort
 from oaviz.services.kl_probe import kl_probe
 from oaviz.services.model_io import NotAnAutoencoder, as_checkpoint, as_cohort, require_autoencoder  # noqa: F401
 from oaviz.training.checkpoint import LoadedCheckpoint, read_checkpoint_info
-from oaviz.training.data import resize_images
 
 CACHE_VERSION = 2  # 2: kNN folds grouped by subject; pred_kl from the one KL probe
 CACHE_SCOPE = "projections"
@@ -167,7 +167,7 @@ def _probe_kl(loaded: LoadedCheckpoint, c: Cohort, Z_all: np.ndarray, rows: np.n
 @torch.no_grad()
 def _clusters(model, Z: np.ndarray) -> np.ndarray | None:
     """VAESim: index of the most similar prototype per latent; None for other models."""
-    if not hasattr(model, "assign") or not hasattr(model, "prototypes"):
+    if not has_capability(model, Cap.PROTOTYPES):
         return None
     dev = model.prototypes.device
     return np.concatenate([model.assign(torch.from_numpy(Z[i:i + 4096]).to(dev)).cpu().numpy()
@@ -199,7 +199,7 @@ def _compute(checkpoint, c: Cohort, model_type: str, kw: dict, Z_all: np.ndarray
         pts = pd.DataFrame({"row": rows, "x": projector.embedding_[:, 0], "y": projector.embedding_[:, 1]})
         loaded = as_checkpoint(checkpoint)
         pts["pred_kl"] = _probe_kl(loaded, c, Z_all, rows)
-        clusters = _clusters(loaded.model, Z) if model_type == "vaesim" else None
+        clusters = _clusters(loaded.model, Z) if Cap.PROTOTYPES in capabilities_of(model_type) else None
         if clusters is not None:
             pts["cluster"] = clusters.astype(np.int64)
         timings["probe_s"] = time.perf_counter() - t
@@ -376,7 +376,7 @@ def embed_upload(checkpoint: LoadedCheckpoint | str | Path, cohort: Cohort | str
     Z, err = embed_arrays(model, img[None])
     xy = result.projector.transform(Z)
     recon = None
-    if isinstance(model, Autoencoder):
+    if has_capability(model, Cap.AUTOENCODE):
         dev = next(model.parameters()).device
         x = resize_images(img[None], model.input_size, 255.0).to(dev)
         recon = model.reconstruct(x)[0, 0].float().cpu().numpy()

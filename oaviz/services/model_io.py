@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from oaviz.data.cohort import Cohort, load_cohort
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.data.transforms import resize_images
+from oaviz.errors import DataError, MissingCapability
+from oaviz.models.base import Cap, has_capability, model_types_with
 from oaviz.models.checkpoints import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
-from oaviz.training.data import resize_images
 
 
 def as_checkpoint(checkpoint: str | os.PathLike | LoadedCheckpoint) -> LoadedCheckpoint:
@@ -33,17 +33,25 @@ def as_cohort(cohort: str | os.PathLike | Cohort) -> Cohort:
     return cohort if isinstance(cohort, Cohort) else load_cohort(cohort)
 
 
-class NotAnAutoencoder(ConfigError):
-    """The checkpoint's model has no decoder (e.g. the CNN baseline), so it cannot decode or reconstruct."""
+def require_capability(loaded: LoadedCheckpoint, cap: Cap, cannot: str,
+                       error: type[MissingCapability] = MissingCapability):
+    """The loaded model, if it declares ``cap``; else ``error`` saying what it ``cannot`` do and which
+    model types can."""
+    m = loaded.model
+    if not has_capability(m, cap):
+        kind = loaded.info.get("model_type", type(m).__name__)
+        raise error(f"{loaded.path}: a {kind!r} checkpoint {cannot}; pick a "
+                    f"{' or '.join(model_types_with(cap)) or '(none registered)'} checkpoint", cap)
+    return m
+
+
+class NotAnAutoencoder(MissingCapability):
+    """The checkpoint's model has no decoder of vector latents (e.g. the CNN baseline)."""
 
 
 def require_autoencoder(loaded: LoadedCheckpoint):
     """The model, if it can decode vector latents; NotAnAutoencoder otherwise."""
-    m = loaded.model
-    if not (hasattr(m, "decode") and hasattr(m, "encode") and hasattr(m.config, "latent_dim")):
-        raise NotAnAutoencoder(f"{loaded.path}: a {loaded.info.get('model_type', type(m).__name__)} model has no "
-                          "latent decoder; pick an autoencoder checkpoint (beta_vae, vaesim)")
-    return m
+    return require_capability(loaded, Cap.VECTOR_LATENT, "has no latent decoder", NotAnAutoencoder)
 
 
 @contextlib.contextmanager

@@ -24,12 +24,13 @@ from oaviz.analysis.label_audit import LabelAudit, precision_recall_at
 from oaviz.analysis.paired_tests import bootstrap_ci
 from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort, load_cohort
-from oaviz.data.errors import DataError
-from oaviz.models.base import ConfigError
+from oaviz.errors import ConfigError, DataError
+from oaviz.models.base import Cap, capabilities_of, model_types_with
 from oaviz.models.checkpoints import (
     checkpoint_hash, list_checkpoints, load_checkpoint, read_checkpoint_info, resolve_checkpoint, scan_checkpoints,
 )
 from oaviz.services.embeddings import embed_cohort
+from oaviz.services.model_io import require_capability
 
 summarise = probes.summarise  # re-exported: pages import services only
 DEFAULT_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
@@ -312,11 +313,13 @@ def dual_head_checkpoints(roots: Sequence[str | Path] | None = None) -> dict[str
     entries = list_checkpoints() if roots is None else [e for r in roots for e in scan_checkpoints(r)]
     found: dict[str, tuple[float, Path]] = {}
     for e in entries:
-        if e.model_type != "dual_head":
+        if Cap.HEADS not in capabilities_of(e.model_type):
             continue
         try:
-            variant = (read_checkpoint_info(e.path).get("config") or {}).get("variant", "dual")
+            variant = (read_checkpoint_info(e.path).get("config") or {}).get("variant")  # dual / single_oa / single_kl
         except ConfigError:
+            continue
+        if not variant:
             continue
         if variant not in found or e.mtime > found[variant][0]:
             found[variant] = (e.mtime, e.path)
@@ -336,8 +339,9 @@ def hierarchy_report(ckpts: Mapping[str, str | Path] | Sequence[str | Path], coh
     for name, p in items:
         path = resolve_checkpoint(p)
         info = read_checkpoint_info(path)
-        if info.get("model_type") not in ("dual_head", "cnn"):
-            raise ConfigError(f"{path}: a {info.get('model_type')} checkpoint, not a dual-head (or CNN) model")
+        if Cap.HEADS not in capabilities_of(info.get("model_type", "")):
+            raise ConfigError(f"{path}: a {info.get('model_type')} checkpoint has no OA/KL heads; pick a "
+                              f"{' or '.join(model_types_with(Cap.HEADS))} checkpoint")
         loaded = load_checkpoint(path)
         key = name or ((info.get("config") or {}).get("variant") or path.name)
         if key in models:
@@ -400,8 +404,7 @@ def clustering_report(vaesim_ckpt: str | Path, vae_ckpt: str | Path, cohort: Coh
     c = _cohort(cohort)
     vs_path = resolve_checkpoint(vaesim_ckpt)
     loaded = load_checkpoint(vs_path)
-    if loaded.info.get("model_type") != "vaesim":
-        raise ConfigError(f"{vs_path}: not a VAESim checkpoint")
+    require_capability(loaded, Cap.PROTOTYPES, "has no prototypes to cluster with")
     if not bool(loaded.model.initialised):
         raise ConfigError(f"{vs_path}: the VAESim prototypes were never initialised (an untrained checkpoint)")
     _, Z_vs = checkpoint_features(vs_path, c)

@@ -8,22 +8,19 @@ import numpy as np
 import pandas as pd
 
 from oaviz.analysis.prototype_stats import assign, nearest_real, prototype_table, similarity_matrix
-from oaviz.models.base import ConfigError
+from oaviz.errors import MissingCapability
+from oaviz.models.base import Cap
 from oaviz.services.kl_probe import cohort_latents
-from oaviz.services.model_io import as_checkpoint, as_cohort, eval_mode
+from oaviz.services.model_io import as_checkpoint, as_cohort, eval_mode, require_capability
 
 
-class NotAPrototypeModel(ConfigError):
-    """The checkpoint's model has no prototypes (only VAESim has)."""
+class NotAPrototypeModel(MissingCapability):
+    """The checkpoint's model has no prototypes."""
 
 
 def require_vaesim(loaded):
-    """The VAESim model of a loaded checkpoint; NotAPrototypeModel for any other model."""
-    m = loaded.model
-    if not (hasattr(m, "prototypes") and hasattr(m, "sample_near_prototype")):
-        kind = loaded.info.get("model_type", type(m).__name__)
-        raise NotAPrototypeModel(f"{loaded.path}: a {kind} checkpoint has no prototypes; pick a VAESim checkpoint")
-    return m
+    """The prototype model of a loaded checkpoint; NotAPrototypeModel for any other model."""
+    return require_capability(loaded, Cap.PROTOTYPES, "has no prototypes", NotAPrototypeModel)
 
 
 # What "as similar as possible" means for the VAE + KMeans baseline (VAESim paper): the same

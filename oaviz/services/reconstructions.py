@@ -13,7 +13,7 @@ import pandas as pd
 from oaviz.analysis.image_metrics import joint_space_width, mse, psnr, ssim
 from oaviz.data import disk_cache
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.models.checkpoints import checkpoint_hash
 from oaviz.services.model_io import as_checkpoint, as_cohort, decode, encode, model_inputs, require_autoencoder
 from oaviz.training.checkpoint import LoadedCheckpoint

@@ -13,7 +13,7 @@ import torch
 
 from oaviz.analysis.latent_paths import prior_log_density
 from oaviz.analysis.severity_axis import SeverityAxis
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services.interpolation import manifold_reference, probe_or_none
 from oaviz.services.kl_probe import cohort_latents, labelled_rows
 from oaviz.services.prototypes import require_vaesim

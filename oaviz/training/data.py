@@ -19,28 +19,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
 from oaviz.data.pairs import visit_pairs
+from oaviz.data.transforms import resize_images
+from oaviz.errors import DataError
 
 
 # Batch kinds (OAModel.batch_kind) this engine can feed.
 BATCH_KINDS = ("images", "visit_pairs", "grade_pairs")
 _IMAGE_KEYS = ("image", "kl", "oa", "label", "landmarks")
-
-
-def resize_images(images: np.ndarray, size: int, scale: float, chunk: int = 256) -> torch.Tensor:
-    """uint8/uint16 [N,H,W] -> float32 [N,1,size,size] in [0, 1]."""
-    out = torch.empty(len(images), 1, size, size)
-    for i in range(0, len(images), chunk):
-        x = torch.from_numpy(np.asarray(images[i:i + chunk], dtype=np.float32) / scale)[:, None]
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="area" if x.shape[-1] > size else "bilinear",
-                              align_corners=None if x.shape[-1] > size else False)
-        out[i:i + len(x)] = x
-    return out
 
 
 @dataclass

@@ -38,15 +38,11 @@ def device_for_rank(device: torch.device, rank: int) -> torch.device:
 def needs_unused_parameter_search(model: torch.nn.Module) -> bool:
     """Whether some parameters get no gradient at some steps, so DDP must look for them every step.
 
-    A model says so with ``ddp_find_unused_parameters``; without it, a model that switches a
-    sub-network out of its objective by step (KECAE's ``discriminator_trains``: a frozen
-    discriminator is only judged through detached weights) needs the search. The search costs
-    a graph traversal per step, so other models go without it.
+    A model class says so with ``ddp_find_unused_parameters`` (KECAE, which switches its
+    discriminator out of the objective by step: a frozen discriminator is only judged through
+    detached weights). The search costs a graph traversal per step, so other models go without it.
     """
-    flag = getattr(model, "ddp_find_unused_parameters", None)
-    if flag is not None:
-        return bool(flag)
-    return callable(getattr(model, "discriminator_trains", None))
+    return bool(model.ddp_find_unused_parameters)
 
 
 def wrap(module: torch.nn.Module, device: torch.device,

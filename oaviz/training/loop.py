@@ -26,7 +26,8 @@ from torch import nn
 
 from oaviz.data.atomic import atomic_file, write_json
 from oaviz.data.cohort import load_cohort
-from oaviz.models.base import ConfigError, build_model, get_spec, make_config
+from oaviz.errors import ConfigError
+from oaviz.models.base import build_model, get_spec, make_config
 from oaviz.training import ddp
 from oaviz.training.checkpoint import save_checkpoint
 from oaviz.training.data import BATCH_KINDS, SplitTensors, training_data
@@ -155,8 +156,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     slices = batch_slices(per_rank, batch_size)
     steps_per_epoch = len(slices)
     total_steps = epochs * steps_per_epoch
-    if hasattr(model, "set_total_steps"):
-        model.set_total_steps(total_steps)
+    model.set_total_steps(total_steps)
     wrapped = (ddp.wrap(_LossModule(model), device, find_unused_parameters=ddp.needs_unused_parameter_search(model))
                if world > 1 else _LossModule(model))
 
@@ -292,6 +292,6 @@ def model_card(spec: TrainSpec, cohort, metrics: dict, model=None, train_data=No
     }
     if train_data is not None and not isinstance(train_data, SplitTensors):
         card["training_data"] = train_data.describe()
-    notes = model.card_notes() if hasattr(model, "card_notes") else {}
+    notes = model.card_notes()
     card.update({str(k): str(v) for k, v in notes.items() if k not in card})
     return card

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, roc_auc_score
 
+from oaviz.models.base import Cap, has_capability
+
 
 @torch.no_grad()
 def validation_metrics(model, data, device, batch_size: int = 64) -> dict:
@@ -13,18 +15,15 @@ def validation_metrics(model, data, device, batch_size: int = 64) -> dict:
     model.eval()
     out: dict = {}
     recon, p_oa, p_kl = [], [], []
+    can = {c: has_capability(model, c) for c in (Cap.RECONSTRUCT, Cap.PREDICT_OA, Cap.PREDICT_KL)}
     for i in range(0, len(data), batch_size):
         x = data.image[i:i + batch_size].to(device)
-        if hasattr(model, "reconstruct"):
+        if can[Cap.RECONSTRUCT]:
             recon.append(((model.reconstruct(x) - x) ** 2).flatten(1).mean(1).cpu())
-        if hasattr(model, "predict_oa_proba"):
+        if can[Cap.PREDICT_OA]:
             p_oa.append(model.predict_oa_proba(x).cpu())
-        elif hasattr(model, "predict_proba") and not hasattr(model, "reconstruct"):
-            p_oa.append(model.predict_proba(x).cpu())
-        if hasattr(model, "predict_kl_proba"):
-            pk = model.predict_kl_proba(x)
-            if pk is not None:
-                p_kl.append(pk.cpu())
+        if can[Cap.PREDICT_KL]:
+            p_kl.append(model.predict_kl_proba(x).cpu())
     if recon:
         out["val_mse"] = float(torch.cat(recon).mean())
     oa = data.oa.numpy()

@@ -12,7 +12,7 @@ from typing import Callable
 
 import streamlit as st
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.ui import loaders, plots, state
 from oaviz.ui.layout import format_seconds

@@ -12,8 +12,8 @@ import pandas as pd
 import streamlit as st
 
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
 from oaviz.data.readers import preprocess_any
+from oaviz.errors import DataError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "dicom"]
 

@@ -8,11 +8,11 @@ from typing import Literal
 import streamlit as st
 
 from oaviz.data.cohort import Cohort
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services.model_cards import format_seconds  # noqa: F401 (pages use layout.format_seconds)
 from oaviz.ui import loaders, state
 from oaviz.ui.frame import ensure_frame
-from oaviz.ui.model_pick import PickedModel, current_model
+from oaviz.ui.model_pick import Cap, PickedModel, current_model
 from oaviz.ui.navigation import page_by_file
 from oaviz.ui.refs import CohortRef
 
@@ -35,20 +35,21 @@ class PageContext:
 
 
 def start_page(file: str, subtitle: str, *, cohort: Literal["required", "optional", "none"] = "required",
-               model: str | None = None) -> PageContext:
+               model: "Cap | Literal['any'] | None" = None) -> PageContext:
     """The preamble of every page: header from the navigation entry of ``file``, then cohort and model.
 
     ``cohort``: "required" stops the page (after the message saying why) when there is none, "optional"
-    goes on without one, "none" does not ask. ``model``: the kind of checkpoint the page needs
-    (``model_pick.current_model``), asked once the cohort is settled; the page stops when there is none.
+    goes on without one, "none" does not ask. ``model``: the capability the page's checkpoint needs
+    (a ``Cap``, or "any" for any checkpoint; ``model_pick.current_model``), asked once the cohort is
+    settled; the page stops when there is none. None: the page needs no model.
     """
     page = page_by_file(file)
     page_header(page.title, subtitle, page.icon)
     chosen = current_cohort() if cohort != "none" else None
     if cohort == "required" and chosen is None:
         st.stop()
-    picked = current_model(model) if model else None
-    if model and picked is None:
+    picked = current_model(None if model == "any" else model) if model is not None else None
+    if model is not None and picked is None:
         st.stop()
     return PageContext(chosen, picked)
 

@@ -1,9 +1,11 @@
 """Which checkpoint a latent page works on: the sidebar's choice when it fits, else a bundled default.
 
-A page asks for a kind of model (anything that can decode a latent, or VAESim
-for the prototype page). When the sidebar holds no checkpoint, or one that
-cannot do what the page needs, the page falls back to the bundled demo
-checkpoint and says so, so every page works on a fresh install.
+A page asks for what the model must be able to do (a ``Cap``: decode a vector
+latent, have prototypes, make futures…), never for a model name. When the
+sidebar holds no checkpoint, or one without that capability, the page falls
+back to the first bundled checkpoint that has it and says so, so every page
+works on a fresh install. Capabilities are read from each checkpoint's model
+type (``capabilities_of``), without loading weights.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from oaviz.models.base import Cap, capabilities_of, model_types_with
 from oaviz.ui import loaders, state
 from oaviz.ui.refs import ModelRef
 
-DECODERS = ("beta_vae", "vaesim")          # models with a vector latent and a decoder
-FALLBACK = {"autoencoder": ("beta_vae", "vaesim"), "vaesim": ("vaesim",), "any": ("beta_vae", "vaesim")}
+# What a page that needs a capability calls the models that have it.
+NEEDS = {Cap.VECTOR_LATENT: ("an autoencoder checkpoint", "decoder"), Cap.PROTOTYPES: ("a prototype checkpoint", "prototypes")}
 
 
 @dataclass(frozen=True)
@@ -32,34 +35,39 @@ class PickedModel:
         """The checkpoint's cache key for ``oaviz.ui.cached``."""
         return ModelRef(self.path, self.content_hash)
 
-
-def _accepts(kind: str, model_type: str) -> bool:
-    if kind == "vaesim":
-        return model_type == "vaesim"
-    if kind == "autoencoder":
-        return model_type in DECODERS
-    return True
+    @property
+    def capabilities(self) -> frozenset[Cap]:
+        return capabilities_of(self.model_type)
 
 
-def current_model(kind: str = "autoencoder") -> PickedModel | None:
-    """The checkpoint for this page, loaded once per server; None (with a message) when there is none."""
+def can(entry, cap: Cap | None) -> bool:
+    """Whether a listed checkpoint (anything with ``model_type``) has ``cap``; None asks for nothing."""
+    return cap is None or cap in capabilities_of(entry.model_type)
+
+
+def current_model(need: Cap | None = Cap.VECTOR_LATENT) -> PickedModel | None:
+    """The checkpoint for this page, loaded once per server; None (with a message) when there is none.
+
+    ``need`` None accepts any checkpoint (the fallback is then an autoencoder, as for the latent map).
+    """
     entries = loaders.checkpoint_entries()
     by_path = {str(e.path): e for e in entries}
     chosen = state.selected_checkpoint()
     entry = by_path.get(chosen) if chosen else None
     note = None
-    if entry is None or not _accepts(kind, entry.model_type):
-        wanted = FALLBACK[kind]
-        fallback = next((e for t in wanted for e in entries if e.model_type == t and e.origin == "bundled"), None) \
-            or next((e for t in wanted for e in entries if e.model_type == t), None)
+    if entry is None or not can(entry, need):
+        wanted = need or Cap.VECTOR_LATENT
+        fallback = next((e for e in entries if can(e, wanted) and e.origin == "bundled"), None) \
+            or next((e for e in entries if can(e, wanted)), None)
         if fallback is None:
-            need = "a VAESim checkpoint" if kind == "vaesim" else "an autoencoder checkpoint (β-VAE or VAESim)"
-            st.info(f"This page needs {need}. Train one on the **Models & training** page.", icon=":material/info:")
+            what, _ = NEEDS.get(wanted, (f"a checkpoint that can {wanted}", wanted))
+            st.info(f"This page needs {what} ({', '.join(model_types_with(wanted))}). Train one on the "
+                    "**Models & training** page.", icon=":material/info:")
             return None
         if entry is not None:
+            _, lacks = NEEDS.get(wanted, ("", wanted))
             note = (f"The selected checkpoint ({entry.label}) cannot be used here "
-                    f"({entry.model_type} has no {'prototypes' if kind == 'vaesim' else 'decoder'}); "
-                    f"showing **{fallback.label}** instead.")
+                    f"({entry.model_type} has no {lacks}); showing **{fallback.label}** instead.")
         else:
             note = f"Showing **{fallback.label}**; pick another checkpoint in the sidebar."
         entry = fallback
@@ -70,9 +78,9 @@ def current_model(kind: str = "autoencoder") -> PickedModel | None:
                        loaded=loaders.checkpoint(path), content_hash=loaders.checkpoint_hash(path))
 
 
-def pick_checkpoint_of(model_type: str, label: str, key: str, missing: str) -> str | None:
-    """A selectbox over the checkpoints of one model type (bundled first); None, with ``missing`` shown, when none."""
-    entries = [e for e in loaders.checkpoint_entries() if e.model_type == model_type]
+def pick_checkpoint_with(cap: Cap, label: str, key: str, missing: str) -> str | None:
+    """A selectbox over the checkpoints that have ``cap`` (bundled first); None, with ``missing`` shown, when none."""
+    entries = [e for e in loaders.checkpoint_entries() if can(e, cap)]
     if not entries:
         st.info(missing, icon=":material/info:")
         return None

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.paths import REPO_ROOT
 from oaviz.services.jobs.process import (
     _PROCS, JOB_FILE, LOG_FILE, poll, proc_start_ticks, read_job_file, signal_group, write_job_file,

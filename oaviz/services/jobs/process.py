@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from oaviz.data.atomic import write_json
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.paths import runs_dir
 
 JOB_FILE = "job.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from oaviz.data.errors import DataError
+from oaviz.errors import DataError
 from oaviz.services import cohorts, imports
 from oaviz.services import jobs as job_service
 from oaviz.ui import state
