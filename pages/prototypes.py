@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.errors import DataError
 from oaviz.services.prototypes import matched_baseline_for
 from oaviz.ui import cached, layout, loaders, state
 from oaviz.ui.images import to_uint8
@@ -109,7 +110,11 @@ else:
         st.caption(f"Baseline **{Path(vae_path).name}**: the same encoder, decoder, β and reconstruction weight "
                    "as this VAESim, without the prototypes (the paper's matched VAE).")
     if st.toggle("Compute the comparison (a few seconds)", key=state.PROTO_COMPARE):
-        cmp = cached.clustering_comparison(model_ref, ModelRef.of(vae_path), cohort_ref)
+        try:
+            cmp = cached.clustering_comparison(model_ref, ModelRef.of(vae_path), cohort_ref)
+        except DataError as e:
+            st.info(f"No comparison on this cohort: {e.reason}")
+            st.stop()
         st.dataframe(cmp, hide_index=True, width="stretch",
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
                                     ("statistical_mapping_accuracy", "knn_accuracy", "linear_accuracy", "nmi")})

@@ -125,6 +125,8 @@ def run(args) -> int:
 def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, log):
     import pandas as pd
 
+    from oaviz.analysis.feature_sets import RandomFeatures
+
     from oaviz import __version__
     from oaviz.analysis import probes
     from oaviz.analysis.feature_sets import RANDOM, RAW
@@ -163,7 +165,8 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
         feats = probe_lab.build_feature_sets(cohort, names, args.raw_size, args.random_dim)
         timings["features_s"] = round(time.perf_counter() - t, 2)
         for n, (k, X) in zip(names, feats.items()):
-            info = {"name": k, "kind": k if k in (RAW, RANDOM) else "checkpoint", "dim": int(X.shape[1])}
+            dim = X.dim if isinstance(X, RandomFeatures) else X.shape[1]
+            info = {"name": k, "kind": k if k in (RAW, RANDOM) else "checkpoint", "dim": int(dim)}
             if info["kind"] == "checkpoint":
                 path = resolve_checkpoint(n)
                 info.update(path=str(path.resolve()), hash=checkpoint_hash(path))

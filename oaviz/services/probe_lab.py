@@ -414,9 +414,9 @@ def clustering_report(vaesim_ckpt: str | Path, vae_ckpt: str | Path, cohort: Coh
     labelled = np.isfinite(y)
     train_rows = np.intersect1d(np.flatnonzero(labelled), c.split_indices("train"))
     test_rows = np.intersect1d(np.flatnonzero(labelled), c.split_indices("test"))
-    if len(train_rows) < 10 or len(test_rows) < 10:
-        raise DataError(f"the clustering comparison needs at least 10 labelled images in the train and in the test "
-                        f"split, found {len(train_rows)} and {len(test_rows)}", c.path)
+    if len(train_rows) < 10 or len(test_rows) < 5:
+        raise DataError(f"the clustering comparison needs at least 10 labelled train and 5 labelled test images, "
+                        f"found {len(train_rows)} and {len(test_rows)}", c.path)
     rows = np.concatenate([train_rows, test_rows])
     train = np.arange(len(rows)) < len(train_rows)
     with torch.no_grad():

@@ -87,8 +87,12 @@ def test_prototypes_page_shows_every_prototype_and_the_comparison(open_page):
     at.toggle(key="proto.compare").set_value(True).run()
     _ok(at)
     cmp = at.dataframe[1].value
-    assert list(cmp["method"]) == ["VAESim", "VAE + KMeans"]
+    assert list(cmp["method"]) == ["VAESim", "VAE + KMeans", "VAE + KMeans"]
+    assert cmp.loc[1, "K"] == K and cmp.loc[2, "K_rule"].startswith("elbow")
     assert cmp["knn_accuracy"].between(0, 1).all()
+    text = " ".join(c.value for c in at.caption)
+    assert "beta_vae-matched-demo" in " ".join(m.value for m in at.markdown) + text   # the matched baseline
+    assert f"K = {K} (VAESim's K)" in text
 
 
 @needs_bundled
