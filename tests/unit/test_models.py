@@ -1,23 +1,17 @@
-"""Every registered model with a tiny config: shapes, loss, backward, determinism, save/load."""
+"""The classic models' own behaviour (the contract every model keeps is in test_model_contract.py)."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
 
-from oaviz.models.base import ConfigError, build_model, config_to_dict, make_config, model_names
+from oaviz.models.base import ConfigError, build_model, make_config
 from oaviz.models.vaesim import ema_update, temperature_at
-
-TINY = {"image_size": 32, "widths": [4, 8, 8]}
-TINY_BY_MODEL = {"cnn": {"image_size": 32, "widths": [4, 4, 8, 8], "hidden": 8}}
-CLASSIC = ["beta_vae", "vaesim", "cnn", "dual_head"]
+from tests.tiny_checkpoints import TINY_CONFIGS
 
 
 def tiny(name, **extra):
-    return build_model(name, make_config(name, "demo", {**TINY_BY_MODEL.get(name, TINY), **extra}))
+    return build_model(name, make_config(name, "demo", {**TINY_CONFIGS[name], **extra}))
 
 
 def batch(n=6, size=32):
@@ -25,54 +19,6 @@ def batch(n=6, size=32):
     return {"image": torch.rand(n, 1, size, size, generator=g), "kl": torch.tensor([0, 1, 2, 3, 4, -1])[:n],
             "oa": torch.tensor([0., 0., 1., 1., 1., float("nan")])[:n], "label": torch.zeros(n, dtype=torch.long),
             "landmarks": torch.rand(n, 16, 2, generator=g)}
-
-
-def test_registry_has_the_models():
-    assert set(CLASSIC) <= set(model_names())
-
-
-@pytest.mark.parametrize("name", CLASSIC)
-def test_shapes_loss_backward_and_eval_determinism(name):
-    torch.manual_seed(0)
-    m = tiny(name)
-    b = batch()
-    m.train()
-    out = m.loss(b, step=0)
-    assert out.total.ndim == 0 and torch.isfinite(out.total)
-    assert all(torch.isfinite(v) for v in out.terms.values())
-    out.total.backward()
-    grads = [p.grad for p in m.parameters() if p.grad is not None]
-    assert grads and all(torch.isfinite(g).all() for g in grads)
-    m.on_train_step_end(b, 0)
-    m.eval()
-    e1, e2 = m.embed(b["image"]), m.embed(b["image"])
-    assert e1.shape == (6, m.embed_dim)
-    assert torch.equal(e1, e2)
-    if hasattr(m, "decode"):
-        assert m.reconstruct(b["image"]).shape == b["image"].shape
-
-
-@pytest.mark.parametrize("name", CLASSIC)
-def test_save_load_identity(name, tmp_path):
-    torch.manual_seed(1)
-    m = tiny(name)
-    m.train()
-    m.loss(batch(), 0).total.backward()  # VAESim initialises its prototypes here
-    m.on_train_step_end(batch(), 0)
-    m.eval()
-    save_file({k: v.contiguous() for k, v in m.state_dict().items()}, str(tmp_path / "w.safetensors"))
-    (tmp_path / "c.json").write_text(json.dumps(config_to_dict(m.config)))
-    m2 = build_model(name, json.loads((tmp_path / "c.json").read_text()))
-    m2.load_state_dict(load_file(str(tmp_path / "w.safetensors")))
-    m2.eval()
-    x = batch()["image"]
-    assert torch.equal(m.embed(x), m2.embed(x))
-
-
-@pytest.mark.parametrize("name", CLASSIC)
-def test_bad_config_key_rejected(name):
-    with pytest.raises(ConfigError, match="unknown key"):
-        build_model(name, {"image_size": 32, "no_such_key": 1})
 
 
 def test_bad_values_rejected():
