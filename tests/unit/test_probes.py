@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -326,11 +327,54 @@ def test_cli_writes_every_file(tmp_path, tiny_cohort):
     assert {"mean", "std", "n"} <= set(summ.columns) and (summ["n"] == 2).all()
     settings = json.loads((out / "settings.json").read_text())
     assert settings["fractions"] == [0.25, 1.0] and settings["cohort"]["fingerprint"]
-    assert (out / "figures.html").stat().st_size > 10_000
+    check_probe_figure((out / "figures.html").read_text(), summ, metrics=probes.METRICS["oa"], fractions=[0.25, 1.0],
+                       lines={("raw", 0.0), ("raw", 0.1), ("random", 0.0), ("random", 0.1)})
     events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
     assert cli(["probe", "--data", str(tiny_cohort), "--features", "raw", "--out", str(out)]) == 2  # exists
+
+
+def plotly_figure(html: str) -> tuple[list[dict], dict]:
+    """(traces, layout) of the one figure in a standalone plotly HTML page; typed arrays decoded to lists."""
+    assert html.count("Plotly.newPlot(") == 1
+    dec = json.JSONDecoder()
+    rest = html[html.index("Plotly.newPlot(") + len("Plotly.newPlot("):]
+    parts = []
+    for _ in range(3):                                   # div id, data, layout
+        rest = rest.lstrip().lstrip(",").lstrip()
+        obj, end = dec.raw_decode(rest)
+        parts.append(obj)
+        rest = rest[end:]
+
+    def plain(v):
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+        return v
+    return [{k: plain(v) for k, v in t.items()} for t in parts[1]], parts[2]
+
+
+def check_probe_figure(html, summary, metrics, fractions, lines):
+    """One panel per metric; per (feature, noise) a mean line (solid when clean, dashed when noisy) whose
+    points are summary.csv's means, and a band of mean ± std."""
+    traces, layout = plotly_figure(html)
+    assert "OA target" in layout["title"]["text"]
+    assert [a["text"] for a in layout["annotations"]] == list(metrics)          # subplot titles
+    means = [t for t in traces if t.get("mode") == "lines+markers"]
+    bands = [t for t in traces if t.get("fill") == "toself"]
+    assert len(means) == len(bands) == len(metrics) * len(lines)
+    for t in means:
+        metric = metrics[int(t["xaxis"][1:] or 1) - 1]
+        feature, rate = t["name"].split(" (noise ")
+        rate = float(rate.rstrip(")"))
+        cell = summary[(summary.metric == metric) & (summary.feature == feature) & np.isclose(summary.noise, rate)]
+        cell = cell.sort_values("fraction")
+        assert t["x"] == fractions == cell.fraction.tolist()
+        np.testing.assert_allclose(t["y"], cell["mean"], rtol=1e-12)
+        assert t["line"]["dash"] == ("solid" if rate == 0 else "dash")
+        band = next(b for b in bands if b["legendgroup"] == t["name"] and b["xaxis"] == t["xaxis"])
+        np.testing.assert_allclose(band["y"][:len(fractions)], cell["mean"] + cell["std"], rtol=1e-12)
+    assert {(t["name"].split(" (noise ")[0], float(t["name"].split(" (noise ")[1][:-1])) for t in means} == lines
 
 
 @pytest.mark.parametrize("extra", [["--fractions", "0,0.5"], ["--noise", "0.7"], ["--features", "nope"],
