@@ -55,11 +55,11 @@ def warm(m, b):
 
 # ----------------------------------------------------------------- configs
 def test_bad_values_rejected():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="image_size 100 must be a multiple of 8"):
         make_config("vqvae", "demo", {"image_size": 100})            # not a multiple of 8
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="schedule must be one of .*got 'quadratic'"):
         make_config("latent_diffusion", "demo", {"schedule": "quadratic"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="landmark_loss must be 'l1' or 'mse', got 'huber'"):
         make_config("multitask", "demo", {"landmark_loss": "huber"})
     with pytest.raises(ConfigError, match="vqvae_checkpoint"):
         build_model("latent_diffusion", make_config("latent_diffusion", "demo"))
@@ -149,7 +149,7 @@ def test_alpha_bars_monotone_in_unit_interval_and_cosine_values():
     lin = GaussianDiffusion(T, "linear")
     torch.testing.assert_close(lin.betas[[0, -1]], torch.tensor([1e-4, 0.02], dtype=torch.float64))
     assert (lin.alpha_bars[1:] < lin.alpha_bars[:-1]).all()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="schedule must be one of .*got 'sigmoid'"):
         make_betas(10, "sigmoid")
 
 
@@ -363,7 +363,7 @@ def test_risk_averages_sampled_futures_and_matches_brute_force():
     np.testing.assert_allclose(r, brute, rtol=1e-12)
     np.testing.assert_allclose(mean_future_probs(fut), fbar)
     np.testing.assert_allclose(np.triu(grade_transition(now, fut), k=1).sum((1, 2)), r, rtol=1e-12)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"p_now \(6, 5\) and p_future \(6, 4, 4\) do not match"):
         progression_risk(now, fut[:, :, :4] / fut[:, :, :4].sum(-1, keepdims=True))
     with pytest.raises(ValueError, match="sum to 1"):
         progression_risk(now * 2, fut)

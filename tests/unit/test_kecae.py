@@ -183,13 +183,13 @@ def test_config_strict_and_validated():
     assert make_config("kecae", "paper").widths[-1] == 2048 and make_config("kecae", "paper").image_size == 299
     with pytest.raises(ConfigError, match="unknown key"):
         make_config("kecae", "demo", {"lambda3": 1.0})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="discriminator must be one of .*got 'both'"):
         make_config("kecae", "demo", {"discriminator": "both"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="fisher_scope must be 'batch' or 'image', got 'channel'"):
         make_config("kecae", "demo", {"fisher_scope": "channel"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="image_size 16 is too small for 4 3×3 stride-2 blocks"):
         make_config("kecae", "demo", {"image_size": 16})          # four 3×3 stride-2 blocks do not fit
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="grade_a and grade_b must differ"):
         make_config("kecae", "demo", {"grade_b": 0})
 
 

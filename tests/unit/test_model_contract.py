@@ -163,5 +163,5 @@ def test_configs_are_strict_and_round_trip(name, partner_dir):
         assert dataclasses.is_dataclass(cfg) and type(cfg) is spec.config_cls
         assert parse_config(spec.config_cls, json.loads(json.dumps(config_to_dict(cfg)))) == cfg
     assert config_to_dict(make_config(name, "paper"))["image_size"] >= 224
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'image_size'"):
         tiny(name, partner_dir).config.image_size = 64

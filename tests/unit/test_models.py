@@ -22,11 +22,11 @@ def batch(n=6, size=32):
 
 
 def test_bad_values_rejected():
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="similarity must be 'cosine' or 'dot', got 'euclid'"):
         make_config("vaesim", "demo", {"similarity": "euclid"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="variant must be one of .*got 'triple'"):
         make_config("dual_head", "demo", {"variant": "triple"})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="image_size 100 must be a multiple of 32"):
         make_config("beta_vae", "demo", {"image_size": 100})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ def test_subsets_are_nested_per_seed_and_differ_between_seeds():
 
 @pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
 def test_subset_rejects_bad_fractions(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"fraction must be in \(0, 1\], got {re.escape(str(bad))}$"):
         stratified_subset(Y_KL, bad, 0)
 
 
@@ -78,9 +79,9 @@ def test_adjacent_noise_moves_exactly_the_share_by_one_grade():
 
 
 def test_noise_rejects_bad_input():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="noise kind must be one of .*got 'gaussian'"):
         inject_noise(Y_KL, 0.1, "gaussian", n_classes=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.1$"):
         inject_noise(Y_KL, 0.1, "symmetric", n_classes=2)  # KL labels are not binary
 
 
@@ -209,11 +210,16 @@ def test_kl_target_and_backends_agree():
     assert set(thr.metric) == set(probes.METRICS["kl"])
 
 
-@pytest.mark.parametrize("kwargs", [dict(fractions=(0.0,)), dict(fractions=(1.2,)), dict(noise=(0.6,)),
-                                    dict(target="grade"), dict(classifier="svm"), dict(noise_kind="pink")])
-def test_grid_rejects_bad_settings(kwargs):
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(fractions=(0.0,)), r"label fractions must be in \(0, 1\], got \[0.0\]"),
+    (dict(fractions=(1.2,)), r"label fractions must be in \(0, 1\], got \[1.2\]"),
+    (dict(noise=(0.6,)), r"noise rates must be in \[0, 0.5\], got \[0.6\]"),
+    (dict(target="grade"), "target must be one of .*got 'grade'"),
+    (dict(classifier="svm"), "classifier must be one of .*got 'svm'"),
+    (dict(noise_kind="pink"), "noise kind must be one of .*got 'pink'")])
+def test_grid_rejects_bad_settings(kwargs, match):
     X, kl, tr, te = _grid_data()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=match):
         probes.ProbeGrid({"x": X}, kl, **kwargs).run(tr, te)
 
 

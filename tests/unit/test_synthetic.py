@@ -161,7 +161,7 @@ def test_failed_generation_leaves_no_folder(tmp_path, monkeypatch):
         raise RuntimeError("render failed")
 
     monkeypatch.setattr(syn, "_render_chunk", boom)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="render failed"):
         syn.generate_cohort(tmp_path / "broken", subjects=3, visits=(0,), size=32)
     assert list(tmp_path.iterdir()) == []
 
