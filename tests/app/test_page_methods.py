@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 from oaviz.data.cohort import load_cohort
+from oaviz.services.exchange import exchange_pair
 from tests.tiny_checkpoints import future_and_exchange_checkpoints
 
 
@@ -73,8 +74,14 @@ def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, wi
     captions = [i.proto.imgs[0].caption for i in at.image]
     probs = [c for c in captions if "P(KL 2)" in c]
     assert len(probs) == 4
-    assert all(0 <= float(c.rsplit(" ", 1)[1].rstrip("%")) <= 100 for c in probs)
-    assert len(at.metric) == 2
+    # the same pair through the exchange service: each image's P(KL 2), and whether the exchange flipped it
+    a, b = at.selectbox(key="exchange.a").value, at.selectbox(key="exchange.b").value
+    res = exchange_pair(with_method_ckpts / "ke", at.selectbox(key="oaviz.cohort").value, a, b)
+    p = res.p_grade_b
+    assert [c.rsplit(" ", 1)[1] for c in probs] == [f"{p[k]:.0%}" for k in ("recon_a", "exchanged_a", "recon_b",
+                                                                          "exchanged_b")]
+    assert probs[0].startswith(f"{res.id_a} (KL 0) reconstructed") and probs[2].startswith(f"{res.id_b} (KL 2)")
+    assert [m.value for m in at.metric] == ["yes" if res.flipped[k] else "no" for k in ("exchanged_a", "exchanged_b")]
     b = at.selectbox(key="exchange.b")
     assert len(b.options) > 1
     second = b.options[1]  # the label of another KL 2 knee (its image id)
