@@ -88,5 +88,13 @@ def test_vaesim_sample_near_prototype_respects_threshold():
     m.train()
     m.loss(batch(), 0)
     m.eval()
+    decoded, decode = [], m.decode
+    m.decode = lambda z, c=None: decoded.append(z) or decode(z, c)          # record the latents it decodes
     imgs, sims = m.sample_near_prototype(1, 8, threshold=0.9, generator=torch.Generator().manual_seed(0))
-    assert imgs.shape[0] == len(sims) and len(sims) > 0 and (sims >= 0.9).all()
+    assert imgs.shape == (8, 1, 32, 32) and sims.shape == (8,)
+    (z,) = decoded
+    # the images are decoded from latents around prototype 1, and the similarities are theirs
+    cos = torch.nn.functional.cosine_similarity(z, m.prototypes[1].unsqueeze(0), dim=1)
+    torch.testing.assert_close(sims, cos)
+    assert (cos >= 0.9).all() and (cos < 1).all()
+    assert torch.equal(imgs, decode(z))
