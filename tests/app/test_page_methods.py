@@ -10,6 +10,7 @@ import pytest
 
 from oaviz.data.cohort import load_cohort
 from oaviz.services.exchange import exchange_pair
+from oaviz.services.future import generate_futures, load_future_models
 from tests.tiny_checkpoints import future_and_exchange_checkpoints
 
 
@@ -51,8 +52,12 @@ def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(o
     _ok(at)
     labels = [m.label for m in at.metric]
     assert "Risk of progression" in labels
-    risk = float(at.metric[labels.index("Risk of progression")].value.rstrip("%")) / 100
-    assert 0.0 <= risk <= 1.0
+    # the page's knee, futures, steps and seed through the service: the same risk and grades
+    res = generate_futures(load_future_models(with_method_ckpts / "ld"), cohort=load_cohort(
+        at.selectbox(key="oaviz.cohort").value), row=at.session_state["future.knee"], n_samples=3, steps=10, seed=0)
+    assert at.metric[labels.index("Risk of progression")].value == f"{res.risk:.0%}"
+    assert at.metric[labels.index("Predicted KL today")].value == (f"{int(res.kl_probs_now.argmax())} "
+                                                                   f"({res.kl_probs_now.max():.0%})")
     captions = [i.proto.imgs[0].caption for i in at.image]
     assert sum(c.startswith("#") for c in captions) == 3
     assert any(c.startswith("real follow-up") for c in captions)  # the tiny cohort has month-12 visits
