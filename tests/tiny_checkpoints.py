@@ -1,4 +1,4 @@
-"""Tiny, untrained-but-initialised checkpoints of the issue-5 models (32 px) for tests of their plumbing."""
+"""Tiny (32 px, a few channels) configs of every registered model, and tiny checkpoints for tests of their plumbing."""
 
 from __future__ import annotations
 
@@ -10,6 +10,21 @@ from oaviz.models.base import build_model, make_config
 from oaviz.models.latent_diffusion import LatentDiffusion
 from oaviz.services.model_io import model_inputs
 from oaviz.training.checkpoint import save_checkpoint
+
+# One tiny config per registered model; tests/unit/test_model_contract.py fails when a registered model is missing.
+TINY_CONFIGS: dict[str, dict] = {
+    "beta_vae": {"image_size": 32, "widths": [4, 8, 8]},
+    "vaesim": {"image_size": 32, "widths": [4, 8, 8]},
+    "dual_head": {"image_size": 32, "widths": [4, 8, 8]},
+    "cnn": {"image_size": 32, "widths": [4, 4, 8, 8], "hidden": 8},
+    "vqvae": {"image_size": 32, "widths": [4, 8, 8], "res_blocks": 1, "embedding_dim": 2, "codebook_size": 16},
+    "multitask": {"image_size": 32, "widths": [4, 8, 8], "deconv_widths": [8, 8]},
+    "latent_diffusion": {"image_size": 32, "width": 8, "mults": [1, 2], "res_blocks": 1, "num_steps": 100,
+                         "sample_steps": 4},
+    "pixel_diffusion": {"image_size": 32, "width": 8, "mults": [1, 2], "res_blocks": 1, "num_steps": 100,
+                        "sample_steps": 4},
+    "kecae": {"image_size": 32, "widths": [4, 8, 8], "disc_widths": [4, 8], "discriminator_pretrain_steps": 10},
+}
 
 
 def future_and_exchange_checkpoints(root: Path, cohort) -> Path:

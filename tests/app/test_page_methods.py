@@ -9,6 +9,8 @@ import shutil
 import pytest
 
 from oaviz.data.cohort import load_cohort
+from oaviz.services.exchange import exchange_pair
+from oaviz.services.future import generate_futures, load_future_models
 from tests.tiny_checkpoints import future_and_exchange_checkpoints
 
 
@@ -50,8 +52,12 @@ def test_future_knee_page_generates_futures_and_the_sample_slider_changes_them(o
     _ok(at)
     labels = [m.label for m in at.metric]
     assert "Risk of progression" in labels
-    risk = float(at.metric[labels.index("Risk of progression")].value.rstrip("%")) / 100
-    assert 0.0 <= risk <= 1.0
+    # the page's knee, futures, steps and seed through the service: the same risk and grades
+    res = generate_futures(load_future_models(with_method_ckpts / "ld"), cohort=load_cohort(
+        at.selectbox(key="oaviz.cohort").value), row=at.session_state["future.knee"], n_samples=3, steps=10, seed=0)
+    assert at.metric[labels.index("Risk of progression")].value == f"{res.risk:.0%}"
+    assert at.metric[labels.index("Predicted KL today")].value == (f"{int(res.kl_probs_now.argmax())} "
+                                                                   f"({res.kl_probs_now.max():.0%})")
     captions = [i.proto.imgs[0].caption for i in at.image]
     assert sum(c.startswith("#") for c in captions) == 3
     assert any(c.startswith("real follow-up") for c in captions)  # the tiny cohort has month-12 visits
@@ -73,8 +79,14 @@ def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, wi
     captions = [i.proto.imgs[0].caption for i in at.image]
     probs = [c for c in captions if "P(KL 2)" in c]
     assert len(probs) == 4
-    assert all(0 <= float(c.rsplit(" ", 1)[1].rstrip("%")) <= 100 for c in probs)
-    assert len(at.metric) == 2
+    # the same pair through the exchange service: each image's P(KL 2), and whether the exchange flipped it
+    a, b = at.selectbox(key="exchange.a").value, at.selectbox(key="exchange.b").value
+    res = exchange_pair(with_method_ckpts / "ke", at.selectbox(key="oaviz.cohort").value, a, b)
+    p = res.p_grade_b
+    assert [c.rsplit(" ", 1)[1] for c in probs] == [f"{p[k]:.0%}" for k in ("recon_a", "exchanged_a", "recon_b",
+                                                                          "exchanged_b")]
+    assert probs[0].startswith(f"{res.id_a} (KL 0) reconstructed") and probs[2].startswith(f"{res.id_b} (KL 2)")
+    assert [m.value for m in at.metric] == ["yes" if res.flipped[k] else "no" for k in ("exchanged_a", "exchanged_b")]
     b = at.selectbox(key="exchange.b")
     assert len(b.options) > 1
     second = b.options[1]  # the label of another KL 2 knee (its image id)

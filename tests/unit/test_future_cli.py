@@ -144,7 +144,7 @@ def test_exchange_service_matches_the_model(ckpts, cohort):
     np.testing.assert_allclose(res.diff_a, np.abs(res.exchanged_a - res.recon_a))
     assert res.kl_a == int(cohort.metadata.kl.iloc[a]) and (res.grade_a, res.grade_b) == (0, 2)
     assert res.flipped["exchanged_a"] == (res.p_grade_b["exchanged_a"] >= 0.5)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="pick two different knees"):
         exchange_pair(ckpts / "ke", cohort, a, a)
 
 

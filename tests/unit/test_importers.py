@@ -208,7 +208,7 @@ def test_import_npz_medmnist_style(tmp_path):
 def test_parsers():
     assert [parse_side(v) for v in ("1", "2", "1: Right", "2: Left", "L", "right", "?")] == ["R", "L", "R", "L", "L", "R", ""]
     assert [parse_visit(v) for v in ("V00", "V01", "V03", "V05", "V06", "24", "M48")] == [0, 12, 24, 36, 48, 24, 48]
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="cannot read visit 'yesterday'"):
         parse_visit("yesterday")
 
 

@@ -63,13 +63,13 @@ def test_precision_recall_at_by_hand():
 
 def test_audit_validates_inputs():
     Z, labels, _, _ = _planted()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method must be one of .*got 'vote'"):
         LabelAudit(method="vote").fit(Z, labels)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"k must be in \[1, 239\], got 0"):
         LabelAudit(k=0).fit(Z, labels)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="need at least two distinct labels"):
         LabelAudit().fit(Z, np.zeros(len(Z)))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"Z must be \[N, D\] with one label per row; got \(5, 5\) and \(240,\)"):
         LabelAudit().fit(Z[:5], labels)
 
 

@@ -57,7 +57,7 @@ def test_ssim_against_reference_formula_and_properties():
     a, b = 0.3, 0.6
     expect = (2 * a * b + SSIM_K1 ** 2) / (a * a + b * b + SSIM_K1 ** 2)
     assert ssim(np.full((16, 16), a), np.full((16, 16), b))[0] == pytest.approx(expect)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"at least 11×11 for SSIM, got \(8, 8\)"):
         ssim(np.zeros((8, 8)), np.zeros((8, 8)))
 
 
@@ -98,7 +98,7 @@ def test_lerp_endpoints_and_spacing():
     np.testing.assert_allclose(P[0], z0)
     np.testing.assert_allclose(P[-1], z1)
     np.testing.assert_allclose(np.diff(P, axis=0), np.tile((z1 - z0) / 4, (4, 1)))
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="a path needs at least 2 steps, got 1"):
         lerp(z0, z1, 1)
 
 
@@ -205,9 +205,9 @@ def test_severity_axis_removes_a_correlated_nuisance():
     acq = np.c_[exposure, 2 * exposure + 0.01]
     a = SeverityAxis(nuisance=["acquisition"], n_components=1).fit(Z2, kl, {"acquisition": acq})
     assert abs(a.direction_ @ w) < 0.1 and a.direction_ @ u > 0.9
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"nuisance factor\(s\) \[\'scanner\'\] not given to fit"):
         SeverityAxis(nuisance=["scanner"]).fit(Z, kl, {"side": side})
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"needs at least two KL grades, found \[0\]"):
         SeverityAxis().fit(Z, np.zeros(len(Z)))
 
 
@@ -269,7 +269,7 @@ def test_window_level():
 
     out = window_level(np.array([0.0, 0.25, 0.5, 0.75, 1.0]), window=0.5, level=0.5)
     np.testing.assert_allclose(out, [0, 0, 0.5, 1, 1])
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="window must be positive, got 0"):
         window_level(np.zeros(3), 0, 0.5)
 
 
@@ -360,9 +360,9 @@ def test_interpolate(tiny_cohort, checkpoints, home):
     up = interpolate(ck, c, a, c.images_float([b])[0], steps=3)       # an uploaded image as endpoint
     np.testing.assert_allclose(up.Z[-1], zb, atol=1e-5)
     assert up.rows == (a, None)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"path must be one of \[\'linear\', \'slerp\'\], got \'cubic\'"):
         interpolate(ck, c, a, b, path="cubic")
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=r"finite values in \[0, 1\]"):
         interpolate(ck, c, a, np.full((64, 64), 2.0))
 
 
@@ -378,9 +378,9 @@ def test_prior_and_prototype_sampling(tiny_cohort, checkpoints, home):
     ps = sample_near_prototype(checkpoints["vaesim"], k=1, n=5, threshold=0.6, seed=0, cohort=tiny_cohort)
     assert 1 <= len(ps.similarity) <= 5 and (ps.similarity >= 0.6).all()
     assert ps.images.shape[1:] == (64, 64) and ps.pred_kl.shape == (len(ps.similarity),)
-    with pytest.raises(NotAPrototypeModel):
+    with pytest.raises(NotAPrototypeModel, match="a beta_vae checkpoint has no prototypes"):
         sample_near_prototype(checkpoints["beta_vae"], k=0)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="prototype index must be in 0–3, got 9"):
         sample_near_prototype(checkpoints["vaesim"], k=9)
 
 
@@ -416,5 +416,5 @@ def test_prototype_report(tiny_cohort, checkpoints, home):
     np.testing.assert_array_equal(rep.assignments, assign(Z, Q))
     np.testing.assert_array_equal(rep.assignments, ck.model.assign(torch.from_numpy(Z).float()).numpy())
     assert rep.table["size"].sum() == len(c) and rep.nearest_rows.shape == (4, 3)
-    with pytest.raises(NotAPrototypeModel):
+    with pytest.raises(NotAPrototypeModel, match="a beta_vae checkpoint has no prototypes"):
         prototype_report(checkpoints["beta_vae"], c)

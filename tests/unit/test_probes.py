@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -50,7 +52,7 @@ def test_subsets_are_nested_per_seed_and_differ_between_seeds():
 
 @pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
 def test_subset_rejects_bad_fractions(bad):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=rf"fraction must be in \(0, 1\], got {re.escape(str(bad))}$"):
         stratified_subset(Y_KL, bad, 0)
 
 
@@ -80,9 +82,9 @@ def test_adjacent_noise_moves_exactly_the_share_by_one_grade():
 
 
 def test_noise_rejects_bad_input():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="noise kind must be one of .*got 'gaussian'"):
         inject_noise(Y_KL, 0.1, "gaussian", n_classes=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"labels must be in 0\.\.1$"):
         inject_noise(Y_KL, 0.1, "symmetric", n_classes=2)  # KL labels are not binary
 
 
@@ -211,11 +213,16 @@ def test_kl_target_and_backends_agree():
     assert set(thr.metric) == set(probes.METRICS["kl"])
 
 
-@pytest.mark.parametrize("kwargs", [dict(fractions=(0.0,)), dict(fractions=(1.2,)), dict(noise=(0.6,)),
-                                    dict(target="grade"), dict(classifier="svm"), dict(noise_kind="pink")])
-def test_grid_rejects_bad_settings(kwargs):
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(fractions=(0.0,)), r"label fractions must be in \(0, 1\], got \[0.0\]"),
+    (dict(fractions=(1.2,)), r"label fractions must be in \(0, 1\], got \[1.2\]"),
+    (dict(noise=(0.6,)), r"noise rates must be in \[0, 0.5\], got \[0.6\]"),
+    (dict(target="grade"), "target must be one of .*got 'grade'"),
+    (dict(classifier="svm"), "classifier must be one of .*got 'svm'"),
+    (dict(noise_kind="pink"), "noise kind must be one of .*got 'pink'")])
+def test_grid_rejects_bad_settings(kwargs, match):
     X, kl, tr, te = _grid_data()
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=match):
         probes.ProbeGrid({"x": X}, kl, **kwargs).run(tr, te)
 
 
@@ -409,11 +416,54 @@ def test_cli_writes_every_file(tmp_path, tiny_cohort):
     assert {"mean", "std", "n"} <= set(summ.columns) and (summ["n"] == 2).all()
     settings = json.loads((out / "settings.json").read_text())
     assert settings["fractions"] == [0.25, 1.0] and settings["cohort"]["fingerprint"]
-    assert (out / "figures.html").stat().st_size > 10_000
+    check_probe_figure((out / "figures.html").read_text(), summ, metrics=probes.METRICS["oa"], fractions=[0.25, 1.0],
+                       lines={("raw", 0.0), ("raw", 0.1), ("random", 0.0), ("random", 0.1)})
     events = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[-1]["event"] == "end"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
     assert cli(["probe", "--data", str(tiny_cohort), "--features", "raw", "--out", str(out)]) == 2  # exists
+
+
+def plotly_figure(html: str) -> tuple[list[dict], dict]:
+    """(traces, layout) of the one figure in a standalone plotly HTML page; typed arrays decoded to lists."""
+    assert html.count("Plotly.newPlot(") == 1
+    dec = json.JSONDecoder()
+    rest = html[html.index("Plotly.newPlot(") + len("Plotly.newPlot("):]
+    parts = []
+    for _ in range(3):                                   # div id, data, layout
+        rest = rest.lstrip().lstrip(",").lstrip()
+        obj, end = dec.raw_decode(rest)
+        parts.append(obj)
+        rest = rest[end:]
+
+    def plain(v):
+        if isinstance(v, dict) and "bdata" in v:
+            return np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"])).tolist()
+        return v
+    return [{k: plain(v) for k, v in t.items()} for t in parts[1]], parts[2]
+
+
+def check_probe_figure(html, summary, metrics, fractions, lines):
+    """One panel per metric; per (feature, noise) a mean line (solid when clean, dashed when noisy) whose
+    points are summary.csv's means, and a band of mean ± std."""
+    traces, layout = plotly_figure(html)
+    assert "OA target" in layout["title"]["text"]
+    assert [a["text"] for a in layout["annotations"]] == list(metrics)          # subplot titles
+    means = [t for t in traces if t.get("mode") == "lines+markers"]
+    bands = [t for t in traces if t.get("fill") == "toself"]
+    assert len(means) == len(bands) == len(metrics) * len(lines)
+    for t in means:
+        metric = metrics[int(t["xaxis"][1:] or 1) - 1]
+        feature, rate = t["name"].split(" (noise ")
+        rate = float(rate.rstrip(")"))
+        cell = summary[(summary.metric == metric) & (summary.feature == feature) & np.isclose(summary.noise, rate)]
+        cell = cell.sort_values("fraction")
+        assert t["x"] == fractions == cell.fraction.tolist()
+        np.testing.assert_allclose(t["y"], cell["mean"], rtol=1e-12)
+        assert t["line"]["dash"] == ("solid" if rate == 0 else "dash")
+        band = next(b for b in bands if b["legendgroup"] == t["name"] and b["xaxis"] == t["xaxis"])
+        np.testing.assert_allclose(band["y"][:len(fractions)], cell["mean"] + cell["std"], rtol=1e-12)
+    assert {(t["name"].split(" (noise ")[0], float(t["name"].split(" (noise ")[1][:-1])) for t in means} == lines
 
 
 @pytest.mark.parametrize("extra", [["--fractions", "0,0.5"], ["--noise", "0.7"], ["--features", "nope"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 import zipfile
 from pathlib import Path
@@ -79,7 +80,7 @@ def test_paginate_clamps():
     assert cohorts.paginate(50, 3, 18) == (36, 50, 3)
     assert cohorts.paginate(50, 9, 18) == (36, 50, 3)
     assert cohorts.paginate(0, 1, 18) == (0, 0, 1)
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match="per_page must be >= 1, got 0"):
         cohorts.paginate(10, 1, 0)
 
 
@@ -122,7 +123,7 @@ def test_ensure_default_generates_once_under_concurrency(tmp_path, monkeypatch):
 def test_cohort_names(tmp_path):
     assert cohorts.cohort_dir_for("my-knees_2", tmp_path) == tmp_path / "my-knees_2"
     for bad in ("", "../x", "a/b", ".hidden", "x" * 65, "sp ace"):
-        with pytest.raises(DataError):
+        with pytest.raises(DataError, match=f"cohort name {re.escape(repr(bad))} must be 1–64 letters"):
             cohorts.cohort_dir_for(bad, tmp_path)
     (tmp_path / "taken").mkdir()
     with pytest.raises(DataError, match="already exists"):
@@ -142,7 +143,7 @@ def test_image_record_and_thumbnails(tiny_cohort):
     assert np.allclose(rec.image, c.images[5] / 255.0)
     assert rec.metadata["image_id"] == c.metadata.image_id[5] and "landmarks" not in rec.metadata
     assert rec.landmarks.shape == (16, 2) and rec.mask.shape == c.image_size
-    with pytest.raises(DataError):
+    with pytest.raises(DataError, match=rf"row {len(c)} is outside the cohort \(0–{len(c) - 1}\)"):
         cohorts.image_record(c, len(c))
     small = cohorts.thumbnails(c, [0, 3], size=32)
     assert [t.shape for t in small] == [(32, 32), (32, 32)] and small[0].dtype == np.uint8

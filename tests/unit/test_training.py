@@ -11,10 +11,13 @@ import pytest
 import torch
 
 from oaviz.cli import main as cli
-from oaviz.models.base import register_model
+from oaviz.data.cohort import load_cohort
+from oaviz.models.base import build_model, register_model
 from oaviz.models.beta_vae import BetaVAE, BetaVAEConfig
 from oaviz.training.checkpoint import load_checkpoint, read_checkpoint_info
+from oaviz.training.data import training_data
 from oaviz.training.events import read_events
+from oaviz.training.metrics import validation_metrics
 
 TINY = ["--set", "image_size=32", "--set", "widths=[4,8,8]"]
 
@@ -47,9 +50,14 @@ def test_train_writes_events_and_loadable_checkpoint(tmp_path, tiny_cohort):
     info = read_checkpoint_info(out)
     assert info["model_type"] == "beta_vae" and info["cohort"]["fingerprint"]
     assert info["training"]["epochs"] == 3 and "summary" in info["card"] and "val_mse" in info["metrics"]
-    a, b = load_checkpoint(out), load_checkpoint(out)
-    x = torch.rand(2, 1, 32, 32)
-    assert torch.equal(a.model.embed(x), b.model.embed(x))
+    # the reloaded model is the trained one: it reproduces the validation MSE the engine measured on
+    # its final (best-epoch) weights, which an untrained model of the same config does not
+    loaded = load_checkpoint(out).model
+    _, val = training_data(load_cohort(tiny_cohort), "images", loaded.config, None, info["training"]["seed"])
+    assert len(val) == info["cohort"]["n_val"] > 0
+    assert validation_metrics(loaded, val, "cpu")["val_mse"] == pytest.approx(info["metrics"]["val_mse"], rel=1e-5)
+    untrained = validation_metrics(build_model("beta_vae", loaded.config), val, "cpu")["val_mse"]
+    assert untrained != pytest.approx(info["metrics"]["val_mse"], rel=1e-2)
 
 
 def test_resume_continues_from_last_epoch(tmp_path, tiny_cohort):
