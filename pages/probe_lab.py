@@ -8,7 +8,8 @@ import streamlit as st
 
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
-from oaviz.services.probe_lab import dual_head_checkpoints, read_probe_results, start_cnn_job, summarise
+from oaviz.services.hierarchy import dual_head_checkpoints
+from oaviz.services.probe_lab import read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.probe_views import FRACTIONS, curves, hierarchy_report

@@ -180,13 +180,15 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
     if cnn_cfg is not None:
         device = pick_device(args.device)
         t = time.perf_counter()
-        inputs = probes.cnn_inputs(cohort, tr, te, int(cnn_cfg.image_size))
+        from oaviz.analysis import cnn_arm
+
+        inputs = cnn_arm.cnn_inputs(cohort, tr, te, int(cnn_cfg.image_size))
         rows = []
         for i, (s, f, r) in enumerate(cells):
-            rows += probes.cnn_arm(cohort, tr, te, y, f, r, s, cnn_epochs, args.cnn_preset, target=args.target,
-                                   noise_kind=args.noise_kind, y_kind=y_kind, image_size=args.cnn_image_size,
-                                   inputs=inputs, device=str(device),
-                                   on_epoch=lambda ep, loss, c=i: tick("cnn", cell=c, epoch=ep, loss=loss))
+            rows += cnn_arm.cnn_arm(cohort, tr, te, y, f, r, s, cnn_epochs, args.cnn_preset, target=args.target,
+                                    noise_kind=args.noise_kind, y_kind=y_kind, image_size=args.cnn_image_size,
+                                    inputs=inputs, device=str(device),
+                                    on_epoch=lambda ep, loss, c=i: tick("cnn", cell=c, epoch=ep, loss=loss))
         frames.append(pd.DataFrame(rows, columns=probes.COLUMNS))
         timings["cnn_s"] = round(time.perf_counter() - t, 2)
 

@@ -107,7 +107,7 @@ def frozen_grid(cohort: CohortRef, features: tuple[ModelRef | str, ...], target:
                max_entries=8)
 def hierarchy(variants: dict[str, ModelRef], cohort: CohortRef):
     """HierarchyReport of the dual-head variants {variant: checkpoint}."""
-    from oaviz.services.probe_lab import hierarchy_report
+    from oaviz.services.hierarchy import hierarchy_report
 
     return hierarchy_report({v: m.path for v, m in sorted(variants.items())}, cohort.load())
 

@@ -33,7 +33,7 @@ def curves(summary: pd.DataFrame, metric: str, labels: dict[str, str]) -> go.Fig
 
 
 def hierarchy_report(rep, cohort: Cohort) -> None:
-    """A HierarchyReport (services.probe_lab): metrics, paired tests, PCA of the features, saliency in the mask."""
+    """A HierarchyReport (services.hierarchy): metrics, paired tests, PCA of the features, saliency in the mask."""
     st.dataframe(rep.metrics, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in rep.metrics.columns
                                 if rep.metrics[c].dtype.kind == "f"})

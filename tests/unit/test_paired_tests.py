@@ -203,7 +203,7 @@ def test_compare_variants_on_tiny_models(tmp_path, tiny_cohort):
 
 
 def test_hierarchy_report_uses_the_cohort_masks(tmp_path, tiny_cohort, monkeypatch):
-    from oaviz.services.probe_lab import hierarchy_report
+    from oaviz.services.hierarchy import hierarchy_report
 
     monkeypatch.setenv("OAVIZ_HOME", str(tmp_path / "home"))
     c = load_cohort(tiny_cohort)
@@ -219,7 +219,7 @@ def test_hierarchy_report_uses_the_cohort_masks(tmp_path, tiny_cohort, monkeypat
 
 
 def test_dual_head_checkpoints_are_found_by_variant(tmp_path):
-    from oaviz.services.probe_lab import dual_head_checkpoints
+    from oaviz.services.hierarchy import dual_head_checkpoints
 
     for i, v in enumerate(["single_oa", "dual"]):
         _variant(tmp_path / "bundled", v, i)

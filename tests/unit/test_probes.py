@@ -18,7 +18,7 @@ from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kapp
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from oaviz.analysis import probes
+from oaviz.analysis import cnn_arm, probes
 from oaviz.analysis.clustering import (cluster_label_map, compare_clustering, digits_cohort, elbow_k, fit_kmeans,
                                        knn_accuracy, linear_accuracy, nmi, statistical_mapping_accuracy)
 from oaviz.analysis.feature_sets import random_features, raw_pixel_features
@@ -351,19 +351,19 @@ def test_cnn_arm_trains_on_the_grid_subset(tiny_cohort, one_torch_thread):
     c = load_cohort(tiny_cohort)
     kl = c.metadata["kl"].to_numpy(int)
     tr, te = c.split_indices("train"), c.split_indices("test")
-    inputs = probes.cnn_inputs(c, tr, te, 32)
+    inputs = cnn_arm.cnn_inputs(c, tr, te, 32)
     assert inputs[0].shape == (len(tr), 1, 32, 32)
     epochs = []
-    rows = probes.cnn_arm(c, tr, te, kl, 0.25, 0.1, seed=0, epochs=2, image_size=32, batch_size=8,
+    rows = cnn_arm.cnn_arm(c, tr, te, kl, 0.25, 0.1, seed=0, epochs=2, image_size=32, batch_size=8,
                           inputs=inputs, on_epoch=lambda e, loss: epochs.append(loss))
     assert len(epochs) == 2 and all(np.isfinite(epochs))
     df = pd.DataFrame(rows, columns=probes.COLUMNS)
     assert set(df.metric) == set(probes.METRICS["oa"]) and (df.feature == "cnn").all()
     assert (df.fraction == 0.25).all() and (df.noise == 0.1).all()
-    again = probes.cnn_arm(c, tr, te, kl, 0.25, 0.1, seed=0, epochs=2, image_size=32, batch_size=8,
+    again = cnn_arm.cnn_arm(c, tr, te, kl, 0.25, 0.1, seed=0, epochs=2, image_size=32, batch_size=8,
                            inputs=inputs)
     assert pd.DataFrame(again, columns=probes.COLUMNS).equals(df)  # seeded
-    kl_rows = probes.cnn_arm(c, tr, te, kl, 0.25, 0.0, seed=0, epochs=1, image_size=32, target="kl",
+    kl_rows = cnn_arm.cnn_arm(c, tr, te, kl, 0.25, 0.0, seed=0, epochs=1, image_size=32, target="kl",
                              inputs=inputs)
     assert {r[5] for r in kl_rows} == set(probes.METRICS["kl"])
 
@@ -372,16 +372,16 @@ def test_cnn_arm_gives_every_label_fraction_the_same_optimiser_steps(tiny_cohort
     c = load_cohort(tiny_cohort)
     kl = c.metadata["kl"].to_numpy(int)
     tr, te = c.split_indices("train"), c.split_indices("test")
-    inputs = probes.cnn_inputs(c, tr, te, 32)
+    inputs = cnn_arm.cnn_inputs(c, tr, te, 32)
     steps = []
     real_step = torch.optim.Adam.step
     monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (steps.append(1), real_step(self, *a, **k)))
     counts = {}
     for f in (0.1, 1.0):
         steps.clear()
-        probes.cnn_arm(c, tr, te, kl, f, 0.0, seed=0, epochs=2, image_size=32, batch_size=8, inputs=inputs)
+        cnn_arm.cnn_arm(c, tr, te, kl, f, 0.0, seed=0, epochs=2, image_size=32, batch_size=8, inputs=inputs)
         counts[f] = len(steps)
-    expected = probes.cnn_step_budget(len(tr), 2, 8)
+    expected = cnn_arm.cnn_step_budget(len(tr), 2, 8)
     assert expected == 2 * -(-len(tr) // 8)
     assert counts == {0.1: expected, 1.0: expected}
 
