@@ -100,7 +100,9 @@ with tab_grid:
         d[1].download_button("Summary (mean ± std CSV)", summary.to_csv(index=False).encode(), "probe_summary.csv",
                              "text/csv", icon=":material/download:", key="probe.dl.summary")
 
-        st.markdown("**End-to-end CNN on the same labels** (trained from scratch for every cell: a job)")
+        st.markdown("**End-to-end CNN on the same labels** (trained from scratch for every cell: a job; every "
+                    "label fraction gets the same number of optimiser steps, as many as the preset's epochs over "
+                    "the full training split)")
         capped = demo_mode()
         if st.button("Start the CNN arm", key="probe.cnn.start", icon=":material/model_training:",
                      help="Runs `oaviz probe --cnn` in its own process with these settings"

@@ -125,6 +125,7 @@ def run(args) -> int:
 def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, log):
     import pandas as pd
 
+    from oaviz.analysis.cnn_arm import cnn_step_budget
     from oaviz.analysis.feature_sets import RandomFeatures
 
     from oaviz import __version__
@@ -205,8 +206,12 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
         "noise_kind": args.noise_kind, "seeds": seeds, "classifier": args.classifier,
         "raw_size": args.raw_size, "random_dim": args.random_dim,
         "backend": args.backend or probes.DEFAULT_BACKEND, "n_jobs": args.n_jobs,
-        "cnn": None if cnn_cfg is None else {"preset": args.cnn_preset, "epochs": cnn_epochs,
-                                             "image_size": int(cnn_cfg.image_size), "device": args.device},
+        "cnn": None if cnn_cfg is None else {
+            "preset": args.cnn_preset, "epochs": cnn_epochs, "image_size": int(cnn_cfg.image_size),
+            "device": args.device, "batch_size": int(cnn_cfg.batch_size),
+            "optimiser_steps": cnn_step_budget(len(tr), cnn_epochs, int(cnn_cfg.batch_size)),
+            "budget_rule": "every label fraction gets the same optimiser steps: `epochs` passes over the full "
+                           "training split, cycling over the labelled subset; no early stopping"},
         "labelled_per_fraction": {f"{f:g}": int(len(stratified_subset(y[tr], f, 0))) for f in fractions},
         "timings": timings, "metrics": probes.METRICS[args.target],
     }

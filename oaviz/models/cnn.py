@@ -91,6 +91,13 @@ class CNNBaseline(OAModel):
         """{'oa': logits [B]} (the one head)."""
         return {"oa": self.forward(x)}
 
+    def card_notes(self) -> dict[str, str]:
+        """Lines for the checkpoint card: what the demo/paper presets add to the thesis CNN."""
+        return {"input": "standardised by the training pixels' running mean and std (BatchNorm without affine)"
+                if self.config.standardise_input else "raw [0, 1] pixels (the thesis CNN as written)",
+                "probe-lab budget": "as the probe lab's baseline, every label fraction gets the same optimiser "
+                                    "steps: the preset's epochs over the full training split"}
+
     def predict_proba(self, x):
         """P(OA) [B]."""
         return torch.sigmoid(self.forward(x))
