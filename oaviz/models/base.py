@@ -197,7 +197,8 @@ def capabilities_of(model_type: str) -> frozenset[Cap]:
 def model_types_with(cap: Cap) -> list[str]:
     """Registered model types that declare ``cap``, sorted (for "pick a … checkpoint" messages)."""
     _ensure_loaded()
-    return sorted(n for n, spec in _REGISTRY.items() if cap in spec.model_cls.capabilities)
+    return sorted(n for n, spec in _REGISTRY.items()
+                  if cap in spec.model_cls.capabilities and not n.startswith("_"))  # "_x": registered by tests
 
 
 def make_config(name: str, preset: str = "demo", overrides: dict[str, Any] | None = None) -> Any:

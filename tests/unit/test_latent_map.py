@@ -300,7 +300,7 @@ def test_decode_at_and_reconstruct(tiny_cohort, tiny_ckpts, tiny_map):
     dist2 = np.hypot(tiny_map.table.x - x - 0.01, tiny_map.table.y - y)
     assert d.nearest_row == int(tiny_map.table.row[dist2.idxmin()])
     assert d.nearest_distance_2d == pytest.approx(float(dist2.min()), abs=1e-5)
-    with pytest.raises(lm.NotAnAutoencoder, match="a cnn model has no latent decoder"):
+    with pytest.raises(lm.NotAnAutoencoder, match="a 'cnn' checkpoint has no latent decoder; pick a beta_vae or vaesim checkpoint"):
         lm.decode_at(cnn, tiny_map, 0.0, 0.0)
 
     from oaviz.services.reconstructions import reconstruct
@@ -308,7 +308,7 @@ def test_decode_at_and_reconstruct(tiny_cohort, tiny_ckpts, tiny_map):
     assert orig.shape == rec.shape == err.shape == (2, 32, 32)
     # The mean squared error map is the recon_error that embed_cohort put in the table.
     np.testing.assert_allclose((err ** 2).mean((1, 2)), tiny_map.table.recon_error.to_numpy()[[9, 2]], rtol=1e-4)
-    with pytest.raises(lm.NotAnAutoencoder, match="a cnn model has no latent decoder"):
+    with pytest.raises(lm.NotAnAutoencoder, match="a 'cnn' checkpoint has no latent decoder; pick a beta_vae or vaesim checkpoint"):
         reconstruct(cnn, tiny_cohort, [0])
 
 

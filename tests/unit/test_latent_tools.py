@@ -378,7 +378,7 @@ def test_prior_and_prototype_sampling(tiny_cohort, checkpoints, home):
     ps = sample_near_prototype(checkpoints["vaesim"], k=1, n=5, threshold=0.6, seed=0, cohort=tiny_cohort)
     assert 1 <= len(ps.similarity) <= 5 and (ps.similarity >= 0.6).all()
     assert ps.images.shape[1:] == (64, 64) and ps.pred_kl.shape == (len(ps.similarity),)
-    with pytest.raises(NotAPrototypeModel, match="a beta_vae checkpoint has no prototypes"):
+    with pytest.raises(NotAPrototypeModel, match="a 'beta_vae' checkpoint has no prototypes; pick a vaesim checkpoint"):
         sample_near_prototype(checkpoints["beta_vae"], k=0)
     with pytest.raises(DataError, match="prototype index must be in 0–3, got 9"):
         sample_near_prototype(checkpoints["vaesim"], k=9)
@@ -416,5 +416,5 @@ def test_prototype_report(tiny_cohort, checkpoints, home):
     np.testing.assert_array_equal(rep.assignments, assign(Z, Q))
     np.testing.assert_array_equal(rep.assignments, ck.model.assign(torch.from_numpy(Z).float()).numpy())
     assert rep.table["size"].sum() == len(c) and rep.nearest_rows.shape == (4, 3)
-    with pytest.raises(NotAPrototypeModel, match="a beta_vae checkpoint has no prototypes"):
+    with pytest.raises(NotAPrototypeModel, match="a 'beta_vae' checkpoint has no prototypes; pick a vaesim checkpoint"):
         prototype_report(checkpoints["beta_vae"], c)
