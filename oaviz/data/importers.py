@@ -167,17 +167,22 @@ def import_kl_folders(src, out, *, size: int = 224, on_error: str = "skip", over
     return col.write(out, info, overwrite)
 
 
+def _read_text_table(path: Path, what: str) -> pd.DataFrame:
+    """A CSV as strings (nothing parsed as NA); DataError naming ``what`` when missing or unreadable."""
+    if not path.is_file():
+        raise DataError(f"{what} not found", path)
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise DataError(f"unreadable {what} ({e})", path) from None
+
+
 # ----------------------------------------------------------------- CSV manifest
 def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwrite: bool = False,
                spacing_mm: float = 0.4, seed: int = 0) -> ImportReport:
     """A manifest ``path, kl[, subject, visit_month, side, split]`` (paths relative to its folder)."""
     manifest = Path(manifest)
-    if not manifest.is_file():
-        raise DataError("manifest not found", manifest)
-    try:
-        table = pd.read_csv(manifest, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"unreadable CSV ({e})", manifest) from None
+    table = _read_text_table(manifest, "manifest")
     table.columns = [c.strip().lower() for c in table.columns]
     for c in ("path", "kl"):
         if c not in table:
@@ -276,12 +281,7 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
 def _label_table(labels, columns: dict[str, str] | None) -> pd.DataFrame:
     """Normalise a labels CSV to long format: path? | (subject, side, visit_month), kl."""
     p = Path(labels)
-    if not p.is_file():
-        raise DataError("labels table not found", p)
-    try:
-        t = pd.read_csv(p, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"unreadable labels CSV ({e})", p) from None
+    t = _read_text_table(p, "labels table")
     t = t.rename(columns={v: k for k, v in (columns or {}).items()})
     t.columns = [c.strip() for c in t.columns]
     upper = {c.upper(): c for c in t.columns}
