@@ -24,6 +24,17 @@ def cnn_inputs(cohort, train_idx: np.ndarray, test_idx: np.ndarray, size: int):
             resize_images(cohort.images[np.asarray(test_idx)], size, scale))
 
 
+def baseline_config(target: str, preset: str = "demo", image_size: int | None = None):
+    """(model type, config) of the end-to-end baseline for a target: the thesis CNN for 'oa', the
+    dual-head encoder with only its KL head for 'kl'."""
+    from oaviz.models.base import make_config
+
+    overrides = {} if image_size is None else {"image_size": int(image_size)}
+    if target == "oa":
+        return "cnn", make_config("cnn", preset, overrides)
+    return "dual_head", make_config("dual_head", preset, {**overrides, "variant": "single_kl"})
+
+
 def cnn_step_budget(n_train: int, epochs: int, batch_size: int) -> int:
     """Optimiser steps every label fraction gets: ``epochs`` passes over the full training split.
 
@@ -53,18 +64,13 @@ def cnn_arm(cohort, train_idx: np.ndarray, test_idx: np.ndarray, labels: np.ndar
     """
     import torch
 
-    from oaviz.models.base import build_model, make_config
+    from oaviz.models.base import build_model
 
     train_idx, test_idx = np.asarray(train_idx), np.asarray(test_idx)
     labels = np.asarray(labels)
     check_grid([fraction], [noise], noise_kind, target, "logreg", y_kind)
     pos, y_noisy = label_plan(labels[train_idx], fraction, noise, noise_kind, seed, target, y_kind)
-    overrides = {} if image_size is None else {"image_size": int(image_size)}
-    if target == "oa":
-        name = "cnn"
-    else:
-        name, overrides = "dual_head", {**overrides, "variant": "single_kl"}
-    config = make_config(name, preset, overrides)
+    name, config = baseline_config(target, preset, image_size)
     epochs = int(epochs or config.epochs)
     batch_size = int(batch_size or config.batch_size)
     size = int(config.image_size)

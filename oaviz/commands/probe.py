@@ -132,7 +132,6 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
     from oaviz.analysis import probes
     from oaviz.analysis.feature_sets import RANDOM, RAW
     from oaviz.analysis.subsample import stratified_subset
-    from oaviz.models.base import make_config
     from oaviz.models.checkpoints import checkpoint_hash, resolve_checkpoint
     from oaviz.services import probe_lab
     from oaviz.training.device import pick_device
@@ -142,11 +141,9 @@ def _run(args, cohort, names, fractions, noise, y, y_kind, tr, te, tmp: Path, lo
     cells = [(s, f, r) for s in seeds for f in fractions for r in noise]
     cnn_cfg = None
     if args.cnn:
-        name = "cnn" if args.target == "oa" else "dual_head"
-        overrides = {} if args.cnn_image_size is None else {"image_size": args.cnn_image_size}
-        if name == "dual_head":
-            overrides["variant"] = "single_kl"
-        cnn_cfg = make_config(name, args.cnn_preset, overrides)
+        from oaviz.analysis.cnn_arm import baseline_config
+
+        _, cnn_cfg = baseline_config(args.target, args.cnn_preset, args.cnn_image_size)
     cnn_epochs = (args.cnn_epochs or cnn_cfg.epochs) if cnn_cfg is not None else 0
     total_units = n_frozen_units + len(cells) * cnn_epochs
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""VQ-VAE, diffusion process and U-Net, latent/pixel diffusion models, multi-task classifier, progression risk.
+"""VQ-VAE, diffusion process and U-Net, latent/pixel diffusion models, multi-task classifier.
 
 Tiny configs only (32 px, a few channels): the maths checked by hand and each model's own
 behaviour (the contract every model keeps is in test_model_contract.py).
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from oaviz.analysis.progression_risk import grade_transition, mean_future_probs, progression_risk, risk_percentile
+from oaviz.analysis.progression_risk import progression_risk
 from oaviz.data.errors import DataError
 from oaviz.models.base import ConfigError, build_model, make_config
 from oaviz.models.diffusion_unet import DiffusionUNet, timestep_embedding
@@ -339,36 +339,6 @@ def test_multitask_loss_is_ce_plus_delta_landmark_and_delta_zero_ablation():
     m.train()
     m.loss(b).total.backward()
     assert all(p.grad is None or not p.grad.any() for p in m.heatmap_head.parameters())
-
-
-# ----------------------------------------------------------------- progression risk
-def test_risk_hand_cases():
-    e = np.eye(5)
-    assert progression_risk(e[[0]], e[[2]])[0] == pytest.approx(1.0)       # 0 now, 2 later: certain progression
-    assert progression_risk(e[[2]], e[[0]])[0] == pytest.approx(0.0)       # regression is not progression
-    assert progression_risk(e[[3]], e[[3]])[0] == pytest.approx(0.0)
-    p = np.array([[0.1, 0.2, 0.3, 0.25, 0.15]])
-    expected = sum(p[0, i] * p[0, j] for i in range(5) for j in range(i + 1, 5))
-    assert progression_risk(p, p)[0] == pytest.approx(expected)
-    # identical distributions: Σ_{i<j} p_i p_j = (1 − Σ p_i²)/2
-    assert expected == pytest.approx((1 - (p ** 2).sum()) / 2)
-
-
-def test_risk_averages_sampled_futures_and_matches_brute_force():
-    rng = np.random.default_rng(0)
-    now = rng.dirichlet(np.ones(5), size=6)
-    fut = rng.dirichlet(np.ones(5), size=(6, 4))                 # 4 sampled futures per knee
-    r = progression_risk(now, fut)
-    fbar = fut.mean(1)
-    brute = [sum(now[n, i] * fbar[n, j] for i in range(5) for j in range(i + 1, 5)) for n in range(6)]
-    np.testing.assert_allclose(r, brute, rtol=1e-12)
-    np.testing.assert_allclose(mean_future_probs(fut), fbar)
-    np.testing.assert_allclose(np.triu(grade_transition(now, fut), k=1).sum((1, 2)), r, rtol=1e-12)
-    with pytest.raises(ValueError, match=r"p_now \(6, 5\) and p_future \(6, 4, 4\) do not match"):
-        progression_risk(now, fut[:, :, :4] / fut[:, :, :4].sum(-1, keepdims=True))
-    with pytest.raises(ValueError, match="sum to 1"):
-        progression_risk(now * 2, fut)
-    assert risk_percentile(0.5, [0.1, 0.5, 0.9, 0.7]) == 50.0
 
 
 # ----------------------------------------------------------------- the pipeline on the tiny cohort

@@ -1,4 +1,5 @@
-"""Probe engine: subsets, noise, metrics, classifiers, the grid, feature sets, clustering, the CLI."""
+"""Probe engine: subsets, noise, metrics, classifiers, the grid, feature sets, the CLI (clustering and the CNN
+arm have their own files)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.model_selection import StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, cohen_kappa_score, f1_score,
-                             normalized_mutual_info_score, roc_auc_score)
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from oaviz.analysis import cnn_arm, probes
-from oaviz.analysis.clustering import (cluster_label_map, compare_clustering, digits_cohort, elbow_k, fit_kmeans,
-                                       knn_accuracy, linear_accuracy, nmi, statistical_mapping_accuracy)
+from oaviz.analysis import probes
 from oaviz.analysis.feature_sets import random_features, raw_pixel_features
+from oaviz.analysis.clustering import digits_cohort
 from oaviz.analysis.label_noise import inject_noise
 from oaviz.analysis.subsample import stratified_subset
 from oaviz.cli import main as cli
@@ -266,133 +263,6 @@ def test_random_features_are_seeded_standard_normal():
     a = random_features(2000, 4, 1)
     assert np.array_equal(a, random_features(2000, 4, 1)) and not np.array_equal(a, random_features(2000, 4, 2))
     assert abs(a.mean()) < 0.05 and abs(a.std() - 1) < 0.05
-
-
-# ----------------------------------------------------------------- clustering
-def test_statistical_mapping_accuracy_learns_the_map_on_train_and_scores_test():
-    clusters = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
-    y = np.array([1, 1, 0, 2, 2, 0, 0, 1, 3])
-    assert cluster_label_map(clusters, y) == {0: 1, 1: 2, 2: 0}
-    # train map {0: 1, 1: 2, 2: 0}; cluster 3 is unseen in train -> the train majority (grade 0, ties: smaller)
-    got = statistical_mapping_accuracy(clusters, y, np.array([0, 1, 2, 2, 3]), np.array([1, 0, 0, 3, 0]))
-    assert got == pytest.approx(3 / 5)
-    assert nmi(clusters, y) == pytest.approx(normalized_mutual_info_score(y, clusters))
-
-
-def test_statistical_mapping_accuracy_is_not_in_sample():
-    """Clusters that are one per image are perfect in sample; held out they score the fallback only."""
-    y = np.arange(40) % 2
-    assert statistical_mapping_accuracy(np.arange(20), y[:20], np.arange(20, 40), y[20:]) == pytest.approx(0.5)
-
-
-def repeated_visits(n_subjects=60, visits=3, d=8, seed=0):
-    """Latents of knees seen several times: each subject's visits sit together, labels random per subject."""
-    rng = np.random.default_rng(seed)
-    centre = rng.normal(size=(n_subjects, d)) * 10
-    subj = np.repeat(np.arange(n_subjects), visits)
-    Z = centre[subj] + 0.01 * rng.normal(size=(len(subj), d))
-    y = rng.integers(0, 2, n_subjects)[subj]    # nothing in Z predicts y across subjects
-    return Z, y, subj
-
-
-def test_knn_and_linear_accuracy_cannot_leak_through_repeated_visits():
-    Z, y, subj = repeated_visits()
-    # image-level folds would score ~1.0 here (a knee's other visit answers); grouped folds ~ chance
-    leaky = cross_val_score(KNeighborsClassifier(1), Z, y, cv=StratifiedKFold(5, shuffle=True, random_state=0))
-    assert leaky.mean() > 0.95
-    assert knn_accuracy(Z, y, k=1, groups=subj) < 0.7
-    train = subj < 40
-    assert knn_accuracy(Z, y, k=1, train=train) < 0.7
-    assert linear_accuracy(Z, y, groups=subj) < 0.7
-    with pytest.raises(ValueError, match="image-level folds leak"):
-        knn_accuracy(Z, y)
-
-
-def test_clustering_metrics_on_separated_blobs():
-    rng = np.random.default_rng(0)
-    y = np.repeat(np.arange(3), 30)
-    Z = rng.normal(size=(90, 4)) + 10 * np.eye(4)[y]
-    train = np.arange(90) % 3 != 0
-    km = fit_kmeans(Z[train], 3, seed=0).predict(Z)
-    assert statistical_mapping_accuracy(km[train], y[train], km[~train], y[~train]) == 1.0
-    assert knn_accuracy(Z, y, train=train) == 1.0 and linear_accuracy(Z, y, train=train) == 1.0
-    df = compare_clustering(Z, y, Z + rng.normal(scale=20, size=Z.shape), y, train, K=3)
-    assert list(df.method) == ["VAESim", "VAE + KMeans", "VAE + KMeans"]
-    assert list(df.K_rule) == ["prototypes", "matched to VAESim", "elbow of the inertia curve"]
-    assert df.loc[0, "nmi"] == pytest.approx(1.0) and df.loc[1, "nmi"] < 0.9
-
-
-def test_elbow_k_finds_the_number_of_blobs():
-    rng = np.random.default_rng(1)
-    y = np.repeat(np.arange(4), 50)
-    Z = rng.normal(size=(200, 3)) + 12 * rng.normal(size=(4, 3))[y]
-    assert elbow_k(Z, 2, 12) == 4
-
-
-def test_digits_cohort(tmp_path):
-    out = digits_cohort(tmp_path / "digits", size=16)
-    c = load_cohort(out)
-    assert c.images.shape == (1797, 16, 16) and not c.has_kl
-    assert sorted(c.metadata["label"].unique()) == list(range(10))
-    assert set(c.metadata["split"]) == {"train", "val", "test"}
-
-
-# ----------------------------------------------------------------- CNN arm
-@pytest.fixture
-def one_torch_thread():
-    # Tiny convolutions: a second thread only adds contention on the shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_cnn_arm_trains_on_the_grid_subset(tiny_cohort, one_torch_thread):
-    c = load_cohort(tiny_cohort)
-    kl = c.metadata["kl"].to_numpy(int)
-    tr, te = c.split_indices("train"), c.split_indices("test")
-    inputs = cnn_arm.cnn_inputs(c, tr, te, 32)
-    assert inputs[0].shape == (len(tr), 1, 32, 32)
-    epochs = []
-    rows = cnn_arm.cnn_arm(c, tr, te, kl, 0.25, 0.1, seed=0, epochs=2, image_size=32, batch_size=8,
-                          inputs=inputs, on_epoch=lambda e, loss: epochs.append(loss))
-    assert len(epochs) == 2 and all(np.isfinite(epochs))
-    df = pd.DataFrame(rows, columns=probes.COLUMNS)
-    assert set(df.metric) == set(probes.METRICS["oa"]) and (df.feature == "cnn").all()
-    assert (df.fraction == 0.25).all() and (df.noise == 0.1).all()
-    again = cnn_arm.cnn_arm(c, tr, te, kl, 0.25, 0.1, seed=0, epochs=2, image_size=32, batch_size=8,
-                           inputs=inputs)
-    assert pd.DataFrame(again, columns=probes.COLUMNS).equals(df)  # seeded
-    kl_rows = cnn_arm.cnn_arm(c, tr, te, kl, 0.25, 0.0, seed=0, epochs=1, image_size=32, target="kl",
-                             inputs=inputs)
-    assert {r[5] for r in kl_rows} == set(probes.METRICS["kl"])
-
-
-def test_cnn_arm_gives_every_label_fraction_the_same_optimiser_steps(tiny_cohort, one_torch_thread, monkeypatch):
-    c = load_cohort(tiny_cohort)
-    kl = c.metadata["kl"].to_numpy(int)
-    tr, te = c.split_indices("train"), c.split_indices("test")
-    inputs = cnn_arm.cnn_inputs(c, tr, te, 32)
-    steps = []
-    real_step = torch.optim.Adam.step
-    monkeypatch.setattr(torch.optim.Adam, "step", lambda self, *a, **k: (steps.append(1), real_step(self, *a, **k)))
-    counts = {}
-    for f in (0.1, 1.0):
-        steps.clear()
-        cnn_arm.cnn_arm(c, tr, te, kl, f, 0.0, seed=0, epochs=2, image_size=32, batch_size=8, inputs=inputs)
-        counts[f] = len(steps)
-    expected = cnn_arm.cnn_step_budget(len(tr), 2, 8)
-    assert expected == 2 * -(-len(tr) // 8)
-    assert counts == {0.1: expected, 1.0: expected}
-
-
-def test_bundled_cnn_presets_standardise_their_input():
-    assert make_config("cnn", "demo").standardise_input and make_config("cnn", "paper").standardise_input
-    m = build_model("cnn", make_config("cnn", "demo", {"image_size": 32, "widths": [4, 4, 4, 4], "hidden": 8}))
-    m.train()
-    x = 0.6 + 0.2 * torch.rand(16, 1, 32, 32)        # a bright, low-contrast batch
-    z = m.input_norm(x)
-    assert abs(float(z.mean())) < 1e-4 and abs(float(z.std()) - 1) < 1e-2
 
 
 # ----------------------------------------------------------------- CLI and service

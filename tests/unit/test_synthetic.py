@@ -176,16 +176,6 @@ def test_cli_synth(tmp_path, capsys):
     assert cli_main(["synth", "--out", str(tmp_path / "x"), "--visits", "a,b"]) == 2
 
 
-def test_progression_target_is_a_kl_rise_and_excludes_kl4():
-    from oaviz.analysis.progression_risk import progression_target
-
-    rise, eligible = progression_target([0, 1, 2, 4, 3], [0, 2, 1, 4, 4])
-    assert rise.tolist() == [False, True, False, False, True]
-    assert eligible.tolist() == [True, True, True, False, True]      # KL 4 cannot progress
-    with pytest.raises(ValueError, match="0..4"):
-        progression_target([5], [5])
-
-
 def test_bayes_ceiling_matches_the_generator_and_beats_grade_only_risk():
     """The ceiling is the AUC of P(rise | severity) over the generator's own draws; it must equal the AUC that
     risk reaches on a cohort the generator draws (up to sampling error), and exceed the grade-only odds."""
