@@ -99,6 +99,7 @@ def test_bench_end_to_end(fake_real, tiny_cohort, tmp_path):
     assert rc == 0
     r = json.loads(out_json.read_text())
     assert 0.0 <= r["separability"]["pixel_lr_auc"] <= 1.0
+    assert r["targets"]["pixel_lr_auc <= 0.80"]["value"] == r["separability"]["pixel_lr_auc"]
     t = r["transfer"]
     assert len(t["scratch_5"]["oa_auc"]["runs"]) == 3 and len(t["pretrained_5"]["oa_auc"]["runs"]) == 3
     assert t["pretrained_100"]["n_labels"] == t["n_real_train"]
