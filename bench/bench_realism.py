@@ -147,24 +147,35 @@ def _score(ckpt: Path, cohort) -> dict:
     return {"oa_auc": m["oa_auc"], "kl_accuracy": m["kl_accuracy"], "kl_qwk": m["kl_qwk"]}
 
 
+def _selection(work: Path, name: str) -> dict:
+    """Epochs run and the epoch the engine kept (lowest validation loss), from the run's events.jsonl."""
+    ev = [json.loads(s) for s in (work / "runs" / name / "events.jsonl").read_text().splitlines()]
+    val = [(e["val"].get("loss", float("inf")), e["epoch"]) for e in ev if e["event"] == "epoch" and e.get("val")]
+    return {"epochs_run": len(val), "kept_epoch": min(val)[1] if val else None}
+
+
 def transfer(real, syn, work: Path, epochs: int, log) -> dict:
     n_train = len(real.split_indices("train"))
     res: dict = {"epochs": epochs, "n_real_train": n_train}
     t = time.perf_counter()
     syn_ckpt = _train("synthetic-only", syn.path, work, epochs, 0)
-    res["synthetic_only"] = {"real_test": _score(syn_ckpt, real), "synthetic_test": _score(syn_ckpt, syn)}
+    res["synthetic_only"] = {"real_test": _score(syn_ckpt, real), "synthetic_test": _score(syn_ckpt, syn),
+                             **_selection(work, "synthetic-only")}
     log(f"  synthetic-only trained and scored ({time.perf_counter() - t:.0f} s)")
     for frac in FRACTIONS:
         seeds = SEEDS_AT_5 if frac == 0.05 else (0,)
         cap = None if frac == 1.0 else max(8, int(round(frac * n_train)))
         for arm, init in (("scratch", None), ("pretrained", syn_ckpt)):
-            runs = []
+            runs, kept = [], []
             for s in seeds:
-                runs.append(_score(_train(f"{arm}-{int(frac * 100)}-s{s}", real.path, work, epochs, s, cap, init), real))
+                name = f"{arm}-{int(frac * 100)}-s{s}"
+                runs.append(_score(_train(name, real.path, work, epochs, s, cap, init), real))
+                kept.append(_selection(work, name))
             key = f"{arm}_{int(frac * 100)}"
             res[key] = {k: {"mean": float(np.mean([r[k] for r in runs])), "std": float(np.std([r[k] for r in runs])),
                             "runs": [r[k] for r in runs]} for k in runs[0]}
             res[key]["n_labels"] = cap or n_train
+            res[key]["selection"] = kept
             log(f"  {key}: OA AUC {res[key]['oa_auc']['mean']:.3f} ({time.perf_counter() - t:.0f} s)")
     return res
 
@@ -195,7 +206,7 @@ def print_report(r: dict) -> None:
           f"synthetic: {r['synthetic']['n_test']} test knees ({r['synthetic']['path']})")
     print(f"separability (AUC real vs synthetic, {s['folds']}-fold by subject): "
           f"pixel LR 32px {s['pixel_lr_auc']:.3f} | CNN 64px {s['cnn_auc']:.3f}")
-    a, b = st["a"], st["b"]
+    a, b = st["real"], st["synthetic"]
     print(f"\n{'image statistics':<34}{'real':>10}{'synthetic':>11}")
     for k, f in (("intensity_mean", ".3f"), ("intensity_std", ".3f"), ("image_std_median", ".3f"),
                  ("gradient_mean", ".4f"), ("psd_slope_median", ".2f"), ("psd_slope_iqr", ".2f"),
@@ -217,17 +228,19 @@ def print_report(r: dict) -> None:
     t = r.get("transfer")
     if t:
         print(f"\nsim-to-real, dual_head demo, {t['epochs']} epochs, scored on the real test split")
-        print(f"  {'arm':<34}{'OA AUC':>16}{'KL acc':>16}{'KL qwk':>16}")
+        print(f"  {'arm':<34}{'OA AUC':>16}{'KL acc':>16}{'KL qwk':>16}   kept epoch (lowest val loss)")
         so = t["synthetic_only"]
         for name, m in (("synthetic only -> real test", so["real_test"]),
                         ("synthetic only -> synthetic test", so["synthetic_test"])):
-            print(f"  {name:<34}" + "".join(f"{m[k]:>16.3f}" for k in ("oa_auc", "kl_accuracy", "kl_qwk")))
+            print(f"  {name:<34}" + "".join(f"{m[k]:>16.3f}" for k in ("oa_auc", "kl_accuracy", "kl_qwk"))
+                  + f"   {so['kept_epoch']}")
         for frac in FRACTIONS:
             for arm in ("scratch", "pretrained"):
                 v = t[f"{arm}_{int(frac * 100)}"]
                 name = f"real {int(frac * 100)}% ({v['n_labels']}) {'syn-pretrained' if arm == 'pretrained' else 'scratch'}"
+                kept = ",".join(str(x["kept_epoch"]) for x in v["selection"])
                 print(f"  {name:<34}" + "".join(f"{v[k]['mean']:>9.3f} ± {v[k]['std']:.3f}"
-                                                  for k in ("oa_auc", "kl_accuracy", "kl_qwk")))
+                                                  for k in ("oa_auc", "kl_accuracy", "kl_qwk")) + f"   {kept}")
     print("\nissue-13 targets")
     for k, v in r["targets"].items():
         print(f"  {'met ' if v['met'] else 'NOT '} {k:<48} {v['value']:.3f}")
@@ -266,7 +279,8 @@ def main(argv=None) -> int:
     log(f"pixel LR AUC {r['separability']['pixel_lr_auc']:.3f}")
     r["separability"]["cnn_auc"] = cnn_auc(xr, xs, subj_r, subj_s, folds=args.folds, epochs=args.cnn_epochs)
     log(f"CNN AUC {r['separability']['cnn_auc']:.3f}")
-    r["stats"] = compare_sets(xr, xs)
+    r["stats"] = st = compare_sets(xr, xs)
+    st["real"], st["synthetic"] = st.pop("a"), st.pop("b")
     r["jsw"] = {"real": jsw_by_grade(xr, klr, right_r), "synthetic": jsw_by_grade(xs, kls, right_s)}
     log("image statistics and JSW done")
     grid_png(xr, klr, xs, kls, args.grid)

@@ -103,6 +103,7 @@ def test_bench_end_to_end(fake_real, tiny_cohort, tmp_path):
     t = r["transfer"]
     assert len(t["scratch_5"]["oa_auc"]["runs"]) == 3 and len(t["pretrained_5"]["oa_auc"]["runs"]) == 3
     assert t["pretrained_100"]["n_labels"] == t["n_real_train"]
+    assert t["scratch_5"]["selection"][0]["epochs_run"] == 1 and t["synthetic_only"]["kept_epoch"] == 0
     assert Image.open(grid).size[1] == 24 + 5 * 224
     events = [json.loads(s) for s in (tmp_path / "work/runs/pretrained-100-s0/events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[0]["start_epoch"] == 0
