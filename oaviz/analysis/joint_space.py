@@ -1,10 +1,11 @@
 """Landmark-free joint-space width (JSW) of knee AP radiographs, from intensity profiles.
 
 Works on any knee image (real, synthetic, decoded, generated), vectorised over
-a batch [N, H, W] with bone bright. Per image:
+a batch [N, H, W], bone bright (films with dark bones are found and negated). Per image:
 
-1. normalise the exposure (2nd/98th percentile of the central region to 0/1)
-   and smooth lightly (Gaussian, ``smooth`` px at 224 px, scaled with H);
+1. negate a film with dark bones (``inverted``), normalise the exposure (its
+   central region's 2nd/98th percentiles to 0/1) and smooth lightly (Gaussian,
+   ``smooth`` px at 224 px, scaled with H);
 2. find the bones' horizontal extent from the column profile of the central
    rows (where it falls below half-way between soft tissue and bone);
 3. split the extent into a medial and a lateral compartment: the inner
@@ -105,6 +106,17 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return (x - lo[:, None, None]) / np.maximum(hi - lo, 1e-6)[:, None, None]
 
 
+def inverted(images) -> np.ndarray:
+    """Bool [N]: films whose bones are dark (MONOCHROME1 kept, about 1 % of the public KL set):
+    the central region darker than the brighter of the two outer column strips (soft tissue)."""
+    x = _batch(images)
+    h, w = x.shape[1:]
+    centre = x[:, h // 4: 3 * h // 4, w // 4: 3 * w // 4].mean((1, 2))
+    strip = max(1, w // 20)
+    edge = np.maximum(x[:, :, :strip].mean((1, 2)), x[:, :, -strip:].mean((1, 2)))
+    return centre < edge
+
+
 def _bone_extent(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """First and last bone column [N] each, from the mean column profile of the central rows."""
     n, h, w = x.shape
@@ -197,7 +209,7 @@ def _column_edges(x: np.ndarray, row: np.ndarray, mask: np.ndarray, half: int, c
 
 
 DEFAULTS = dict(smooth=1.0, band=24.0, window=16.0, centre=3.0, reach=12.0, compartment=(0.3, 0.9),
-                rows=(0.25, 0.8))
+                rows=(0.25, 0.8), invert="auto")
 
 
 def joint_space_edges(images, medial_right, **params) -> dict:
@@ -208,7 +220,9 @@ def joint_space_edges(images, medial_right, **params) -> dict:
     if unknown:
         raise DataError(f"unknown joint-space parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     p = {**DEFAULTS, **params}
-    x = _normalise(_batch(images))
+    x = _batch(images)
+    flip = inverted(x) if p["invert"] == "auto" else np.broadcast_to(np.asarray(p["invert"], dtype=bool), (len(x),))
+    x = _normalise(np.where(flip[:, None, None], -x, x))
     n, h, w = x.shape
     on_right = np.broadcast_to(np.asarray(medial_right, dtype=bool), (n,))
     scale = h / REF_SIZE
@@ -234,7 +248,7 @@ def joint_space_edges(images, medial_right, **params) -> dict:
 def measure_joint_space(images, medial_right, pixel_mm=None, *, min_q: float = 10.0, **params) -> JointSpace:
     """Medial and lateral JSW of knee AP images, without landmarks.
 
-    images: [N,H,W] or [H,W], any intensity range, bone bright.
+    images: [N,H,W] or [H,W], any intensity range, bone bright (or dark: see ``invert``).
     medial_right: bool [N] or one bool, True where the medial compartment is on
     the image's right (see ``medial_on_right``).
     pixel_mm: pixel spacing of these images (one value or [N]); None -> mm are NaN.
@@ -243,7 +257,8 @@ def measure_joint_space(images, medial_right, pixel_mm=None, *, min_q: float = 1
     top-hat length, profile half-height, darkest-row search half-height and how far
     a compartment's joint line may sit from the knee's, in px at 224 px (scaled
     with H); compartment — fractions of the half-extent from the knee's centre
-    that make a compartment; rows — fractions of H where the joint line is looked for.
+    that make a compartment; rows — fractions of H where the joint line is looked for;
+    invert — "auto" (dark-bone films found by ``inverted`` are negated first) or bool / bool [N].
     """
     images = np.asarray(images)
     if images.ndim == 2:

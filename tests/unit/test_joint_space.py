@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy import stats
 
-from oaviz.analysis.joint_space import joint_space_edges, measure_joint_space, medial_on_right
+from oaviz.analysis.joint_space import inverted, joint_space_edges, measure_joint_space, medial_on_right
 from oaviz.data.cohort import decode_landmarks
 from oaviz.data.errors import DataError
 from oaviz.data.real_knees import default_real_knee_dir, stem_subject_side
@@ -55,6 +55,11 @@ def test_side_exposure_and_size(synth):
     # exposure: any positive affine change of intensities is normalised away
     d = measure_joint_space(0.3 * x + 40.0, True)
     np.testing.assert_allclose(d.medial_px, a.medial_px, atol=1e-6)
+    # a film with dark bones (MONOCHROME1 kept) is found and read like its positive
+    assert not inverted(x).any() and inverted(255.0 - x).all()
+    f = measure_joint_space(255.0 - x, True)
+    np.testing.assert_allclose(f.medial_px, a.medial_px, atol=1e-6)
+    assert not np.allclose(measure_joint_space(255.0 - x, True, invert=False).medial_px, a.medial_px)
     # half the resolution: half the pixels (within half a pixel-ish)
     half = x.reshape(len(x), 112, 2, 112, 2).mean((2, 4))
     e = measure_joint_space(half, True)
