@@ -1,0 +1,144 @@
+"""Image statistics, separability and the realism benchmark end to end on generated stand-ins.
+
+No real knee is used here: a generated cohort written out in the KL-folder layout
+plays the "real" folder (stems like 9000001L.png), so the test runs anywhere.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from oaviz.analysis.image_stats import compare_sets, hist_distances, histogram, profile_summary, psd_slope
+from oaviz.analysis.separability import cnn_auc, pixel_lr_auc
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _power_law_noise(rng, n, size, beta):
+    """Images whose radial power falls as f^-beta."""
+    fy, fx = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
+    r = np.hypot(fy, fx)
+    r[0, 0] = 1.0
+    amp = r ** (-beta / 2)
+    amp[0, 0] = 0
+    spec = np.fft.fft2(rng.standard_normal((n, size, size))) * amp
+    x = np.real(np.fft.ifft2(spec))
+    return (x - x.min()) / (x.max() - x.min())
+
+
+def test_psd_slope_recovers_the_exponent():
+    rng = np.random.default_rng(0)
+    for beta in (1.0, 2.0, 3.0):
+        s = psd_slope(_power_law_noise(rng, 6, 128, beta))
+        assert abs(np.median(s) + beta) < 0.25, (beta, s)
+
+
+def test_histogram_distances_and_profiles():
+    a = histogram(np.full(100, 0.2))
+    assert hist_distances(a, a)["js"] == pytest.approx(0.0, abs=1e-9)
+    d = hist_distances(a, histogram(np.full(100, 0.8)))
+    assert d["js"] == pytest.approx(1.0) and d["w1"] == pytest.approx(0.6, abs=0.02)
+    x = np.zeros((3, 100, 100))
+    x[:, :, 20:80] = 0.8                        # bones 60 px wide
+    x[:, 55:58, 20:80] = 0.3                    # a dark joint line at rows 55–57
+    p = profile_summary(x)
+    assert p["joint_row"] in (55, 56, 57) and p["bone_width_px"] == 60
+    c = compare_sets(x, x)
+    assert c["intensity_hist"]["js"] == pytest.approx(0.0, abs=1e-9) and c["row_profile_r"] == pytest.approx(1.0)
+
+
+def test_separability_chance_and_obvious():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0, 1, (60, 32, 32)), rng.uniform(0, 1, (60, 32, 32))
+    groups = np.repeat(np.arange(30), 2)          # two images per subject
+    assert abs(pixel_lr_auc(a, b, groups, groups, folds=3) - 0.5) < 0.2
+    b2 = b.copy()
+    b2[:, 8:24, 8:24] += 0.5                      # a bright square: trivially told apart
+    assert pixel_lr_auc(a, b2, groups, groups, folds=3) > 0.95
+    assert cnn_auc(a, b2, groups, groups, size=32, folds=2, epochs=4) > 0.9
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("bench_realism", REPO / "bench" / "bench_realism.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def fake_real(tmp_path_factory):
+    """A generated cohort saved as KL-folder PNGs with OAI-style stems (left knees un-mirrored)."""
+    import torch
+
+    from oaviz.data.synthetic import SynthConfig, generate_arrays
+
+    with torch.inference_mode():
+        images, _, meta, _ = generate_arrays(SynthConfig(subjects=60, visits=(0,), size=128, seed=9))
+    root = tmp_path_factory.mktemp("fake-real")
+    for i, (img, r) in enumerate(zip(images, meta.itertuples())):
+        split = ("train", "train", "train", "val", "test")[i % 5]
+        d = root / split / str(r.kl)
+        d.mkdir(parents=True, exist_ok=True)
+        img = img[:, ::-1] if r.side == "L" else img
+        Image.fromarray(np.ascontiguousarray(img)).save(d / f"{9000000 + i // 2}{r.side}.png")
+    return root
+
+
+def test_bench_end_to_end(fake_real, tiny_cohort, tmp_path):
+    bench = _bench()
+    out_json, grid = tmp_path / "r.json", tmp_path / "grid.png"
+    rc = bench.main(["--real", str(fake_real), "--cohort", str(tiny_cohort), "--work", str(tmp_path / "work"),
+                     "--json", str(out_json), "--grid", str(grid), "--folds", "2", "--cnn-epochs", "1",
+                     "--epochs", "1"])
+    assert rc == 0
+    r = json.loads(out_json.read_text())
+    assert 0.0 <= r["separability"]["pixel_lr_auc"] <= 1.0
+    assert r["targets"]["pixel_lr_auc <= 0.80"]["value"] == r["separability"]["pixel_lr_auc"]
+    t = r["transfer"]
+    assert len(t["scratch_5"]["oa_auc"]["runs"]) == 3 and len(t["pretrained_5"]["oa_auc"]["runs"]) == 3
+    assert t["pretrained_100"]["n_labels"] == t["n_real_train"]
+    assert t["scratch_5"]["selection"][0]["epochs_run"] == 1 and t["synthetic_only"]["kept_epoch"] == 0
+    assert Image.open(grid).size[1] == 24 + 5 * 224
+    events = [json.loads(s) for s in (tmp_path / "work/runs/pretrained-100-s0/events.jsonl").read_text().splitlines()]
+    assert events[0]["event"] == "start" and events[0]["start_epoch"] == 0
+
+
+def test_fine_tuning_starts_from_the_given_weights(tiny_cohort, tmp_path):
+    import torch
+
+    from oaviz.models.base import build_model, make_config
+    from oaviz.training.checkpoint import save_checkpoint
+
+    bench = _bench()
+    torch.manual_seed(5)
+    model = build_model("dual_head", make_config("dual_head", "demo"))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.5)                                  # weights no fresh initialisation would have
+    init = save_checkpoint(model, tmp_path / "init", preset="demo")
+    w0 = {k: v.clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    def dist(ckpt) -> float:
+        w = _w(ckpt)
+        return sum(float((w[k] - w0[k]).pow(2).sum()) for k in w0 if "running" not in k)
+
+    tuned = bench._train("ft", tiny_cohort, tmp_path, 1, 0, max_images=16, init=init)
+    fresh = bench._train("fresh", tiny_cohort, tmp_path, 1, 0, max_images=16)
+    assert dist(tuned) < 0.05 * dist(fresh)
+
+
+def _w(ckpt):
+    from safetensors.torch import load_file
+    return load_file(str(ckpt / "model.safetensors"))
+
+
+def test_bench_without_real_folder_skips(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("OAVIZ_REALKNEE_DIR", str(tmp_path / "absent"))
+    assert _bench().main([]) == 0
+    assert "skipped" in capsys.readouterr().out
