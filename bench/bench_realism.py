@@ -219,9 +219,11 @@ def print_report(r: dict) -> None:
           f"gradient histogram: JS {st['gradient_hist']['js']:.3f}, W1 {st['gradient_hist']['w1']:.4f}; "
           f"profile r rows {st['row_profile_r']:.3f}, columns {st['col_profile_r']:.3f}")
     print(f"\nJSW px by KL (median, n)   real medial / lateral      synthetic medial / lateral   medial syn/real")
+    def fmt(v):
+        return f"{v['medial_px']:5.1f} / {v['lateral_px']:5.1f} (n={v['n']:3d})" if v else " " * 25
+
     for g in range(5):
         x, y = jr.get(g), js.get(g)
-        fmt = lambda v: f"{v['medial_px']:5.1f} / {v['lateral_px']:5.1f} (n={v['n']:3d})" if v else " " * 25  # noqa: E731
         ratio = f"{y['medial_px'] / x['medial_px']:.2f}" if x and y else ""
         print(f"  KL {g}                     {fmt(x)}    {fmt(y)}    {ratio}")
     print(f"  Spearman ρ(medial JSW, KL): real {jr['spearman_medial']:.3f}, synthetic {js['spearman_medial']:.3f}")
@@ -237,7 +239,8 @@ def print_report(r: dict) -> None:
         for frac in FRACTIONS:
             for arm in ("scratch", "pretrained"):
                 v = t[f"{arm}_{int(frac * 100)}"]
-                name = f"real {int(frac * 100)}% ({v['n_labels']}) {'syn-pretrained' if arm == 'pretrained' else 'scratch'}"
+                how = "syn-pretrained" if arm == "pretrained" else "scratch"
+                name = f"real {int(frac * 100)}% ({v['n_labels']}) {how}"
                 kept = ",".join(str(x["kept_epoch"]) for x in v["selection"])
                 print(f"  {name:<34}" + "".join(f"{v[k]['mean']:>9.3f} ± {v[k]['std']:.3f}"
                                                   for k in ("oa_auc", "kl_accuracy", "kl_qwk")) + f"   {kept}")
@@ -273,7 +276,8 @@ def main(argv=None) -> int:
         from oaviz.training.data import resize_images
         xs = resize_images(xs, xr.shape[1], 1.0)[:, 0].numpy()
     log(f"loaded {len(xr)} real and {len(xs)} synthetic test knees")
-    r: dict = {"real": {"path": str(real_dir), "n_test": len(xr)}, "synthetic": {"path": str(args.cohort), "n_test": len(xs)}}
+    r: dict = {"real": {"path": str(real_dir), "n_test": len(xr)},
+               "synthetic": {"path": str(args.cohort), "n_test": len(xs)}}
     r["separability"] = {"folds": args.folds,
                          "pixel_lr_auc": pixel_lr_auc(xr, xs, subj_r, subj_s, folds=args.folds)}
     log(f"pixel LR AUC {r['separability']['pixel_lr_auc']:.3f}")
@@ -295,7 +299,8 @@ def main(argv=None) -> int:
     print_report(r)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     prof = r["stats"].pop("profiles")
-    r["stats"]["profiles"] = {k: {"row": np.round(v["row_profile"], 4).tolist(), "col": np.round(v["col_profile"], 4).tolist()}
+    r["stats"]["profiles"] = {k: {"row": np.round(v["row_profile"], 4).tolist(),
+                                  "col": np.round(v["col_profile"], 4).tolist()}
                               for k, v in (("real", prof["a"]), ("synthetic", prof["b"]))}
     args.json.write_text(json.dumps(r, indent=1, default=float))
     return 0

@@ -33,7 +33,8 @@ def _labels_groups(n_a: int, n_b: int, groups_a, groups_b) -> tuple[np.ndarray, 
 
 
 def _folds(y, groups, folds: int, seed: int):
-    return list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+    cv = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(cv.split(np.zeros(len(y)), y, groups))
 
 
 def _resized(a, b, size: int) -> torch.Tensor:
