@@ -118,25 +118,13 @@ def grid_png(real, kl_r, syn, kl_s, path: Path, per: int = 4, seed: int = 0) -> 
 # ----------------------------------------------------------------- sim-to-real
 def _train(name: str, data: Path, work: Path, epochs: int, seed: int, max_images=None, init: Path | None = None):
     """Train the demo dual-head classifier with the project's engine; ``init``: start from those weights."""
-    import torch
-
-    from oaviz.models.base import build_model, make_config
     from oaviz.training import loop
-    from oaviz.training.checkpoint import load_checkpoint
 
     out, run_dir = work / "models" / name, work / "runs" / name
     shutil.rmtree(run_dir, ignore_errors=True)
-    if init is not None:
-        # Warm start through the engine's own resume file: pretrained weights, a fresh Adam,
-        # "epoch -1 finished", so training starts at epoch 0 from the pretrained weights.
-        cfg = make_config("dual_head", "demo")
-        model = build_model("dual_head", cfg)
-        model.load_state_dict(load_checkpoint(init).model.state_dict())
-        run_dir.mkdir(parents=True)
-        loop._save_resume(run_dir, model, torch.optim.Adam(model.parameters(), lr=cfg.lr),
-                          {"epoch": -1, "global_step": 0})
     loop.train(loop.TrainSpec(model="dual_head", data=str(data), out=str(out), preset="demo", epochs=epochs,
-                              seed=seed, run_dir=str(run_dir), max_images=max_images, resume=init is not None))
+                              seed=seed, run_dir=str(run_dir), max_images=max_images,
+                              init_from=None if init is None else str(init)))
     return out
 
 

@@ -22,6 +22,8 @@ def register(sub) -> None:
     p.add_argument("--run-dir", help="folder for events.jsonl and the resume point")
     p.add_argument("--max-images", type=int, help="subsample the training split (quick runs)")
     p.add_argument("--patience", type=int, default=5, help="early-stopping patience in epochs (0 = off)")
+    p.add_argument("--init-from", metavar="CHECKPOINT",
+                   help="start from the weights of a checkpoint of the same model and config (fine-tuning)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config key (value parsed as JSON, else string)")
     p.set_defaults(func=run)
@@ -49,7 +51,7 @@ def run(args) -> int:
         spec = TrainSpec(model=args.model, data=args.data, out=args.out, preset=args.preset, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, device=args.device, resume=args.resume,
                          seed=args.seed, run_dir=args.run_dir, max_images=args.max_images,
-                         patience=args.patience, overrides=parse_overrides(args.set))
+                         patience=args.patience, overrides=parse_overrides(args.set), init_from=args.init_from)
         metrics = train(spec)
     except ConfigError as e:
         print(f"oaviz train: error: {e}", file=sys.stderr)

@@ -53,6 +53,7 @@ class TrainSpec:
     patience: int = 5
     overrides: dict = field(default_factory=dict)
     log_every: int = 5
+    init_from: str | None = None   # a checkpoint of the same model type to start from (fine-tuning)
 
 
 class _LossModule(nn.Module):
@@ -79,6 +80,20 @@ def batch_slices(n: int, batch_size: int) -> list[tuple[int, int]]:
 def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed % 2**32)
+
+
+def _warm_start(model, model_type: str, checkpoint: str) -> None:
+    """Load the weights of a checkpoint of the same type and architecture (strict) before training."""
+    from oaviz.models.checkpoints import load_checkpoint, resolve_checkpoint
+
+    loaded = load_checkpoint(resolve_checkpoint(checkpoint))
+    if loaded.info.get("model_type") != model_type:
+        raise ConfigError(f"{checkpoint}: a {loaded.info.get('model_type')} checkpoint cannot start a "
+                          f"{model_type} training run")
+    try:
+        model.load_state_dict(loaded.model.state_dict())
+    except RuntimeError as e:  # another architecture (widths, image size, heads)
+        raise ConfigError(f"{checkpoint}: its weights do not fit this {model_type} config ({e})") from None
 
 
 def _save_resume(run_dir: Path, model, opt, state: dict) -> None:
@@ -149,7 +164,10 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     # Pairs are checked (DataError: no follow-ups, no KL 0 / KL 2 images) before any model is built.
     train_t, val_t = training_data(cohort, model_cls.batch_kind, config, spec.max_images, spec.seed)
 
-    model = build_model(spec.model, config).to(device)
+    model = build_model(spec.model, config)
+    if spec.init_from:
+        _warm_start(model, spec.model, spec.init_from)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     scaler = grad_scaler(device)
     per_rank = math.ceil(len(train_t) / world)
@@ -252,7 +270,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
             metrics=metrics,
             training={"epochs": last_epoch + 1, "status": status, "seconds": round(seconds, 1),
                       "images_seen": images_seen, "device": str(device), "world_size": world,
-                      "batch_size": batch_size, "lr": lr, "seed": spec.seed, "command": command},
+                      "batch_size": batch_size, "lr": lr, "seed": spec.seed, "command": command,
+                                      **({"init_from": str(spec.init_from)} if spec.init_from else {})},
             card=model_card(spec, cohort, metrics, model=model, train_data=train_t),
         )
         log.write("end", status=status, checkpoint=str(spec.out), metrics=metrics, seconds=round(seconds, 1))

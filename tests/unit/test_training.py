@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from oaviz.cli import main as cli
+from oaviz.errors import ConfigError
 from oaviz.data.cohort import load_cohort
 from oaviz.models.base import build_model, register_model
 from oaviz.models.beta_vae import BetaVAE, BetaVAEConfig
@@ -130,3 +131,27 @@ def test_batch_slices_never_leave_a_single_item_batch():
         s = batch_slices(n, 16)
         assert s[0][0] == 0 and s[-1][1] == n and all(a[1] == b[0] for a, b in zip(s, s[1:]))
         assert n == 1 or all(stop - start > 1 for start, stop in s)
+
+
+def test_init_from_starts_training_from_a_checkpoint_and_refuses_another_model(tmp_path, tiny_cohort):
+    import torch
+
+    from oaviz.models.base import build_model, make_config
+    from oaviz.training.checkpoint import save_checkpoint
+    from oaviz.training.loop import TrainSpec, _warm_start
+
+    cfg = make_config("dual_head", "demo", {"image_size": 32, "widths": [4, 8, 8], "feature_dim": 8})
+    torch.manual_seed(5)
+    src = build_model("dual_head", cfg)
+    ck = save_checkpoint(src.eval(), tmp_path / "src", preset="demo")
+    fresh = build_model("dual_head", cfg)
+    _warm_start(fresh, "dual_head", str(ck))
+    for k, v in src.state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+    with pytest.raises(ConfigError, match="a dual_head checkpoint cannot start a cnn training run"):
+        _warm_start(build_model("cnn", make_config("cnn", "demo")), "cnn", str(ck))
+    other = build_model("dual_head", make_config("dual_head", "demo", {"image_size": 32, "widths": [4, 8, 16],
+                                                                       "feature_dim": 8}))
+    with pytest.raises(ConfigError, match="do not fit this dual_head config"):
+        _warm_start(other, "dual_head", str(ck))
+    assert TrainSpec(model="x", data="d", out="o").init_from is None
