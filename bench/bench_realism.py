@@ -45,8 +45,8 @@ from oaviz.analysis.image_stats import compare_sets  # noqa: E402
 from oaviz.analysis.joint_space import measure_joint_space, medial_on_right  # noqa: E402
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc  # noqa: E402
 from oaviz.data.cohort import load_cohort  # noqa: E402
-from oaviz.data.importers import import_kl_folders  # noqa: E402
-from oaviz.data.real_knees import default_real_knee_dir, stem_subject_side  # noqa: E402
+from oaviz.data.kl_folders import import_kl_folders  # noqa: E402
+from oaviz.data.real_knees import default_real_knee_dir  # noqa: E402
 
 FRACTIONS = (0.05, 0.25, 1.0)
 SEEDS_AT_5 = (0, 1, 2)
@@ -57,7 +57,8 @@ def real_cohort(src: Path, work: Path):
     out = work / "real-cohort"
     if out.is_dir():
         c = load_cohort(out)
-        if c.info.get("source_path") == str(src.resolve()):
+        # an import from before subjects and sides were read from the file names is redone
+        if c.info.get("source_path") == str(src.resolve()) and "subjects_in_two_splits" in c.info:
             return c
     import_kl_folders(src, out, overwrite=True)
     return load_cohort(out)
@@ -67,12 +68,9 @@ def split_view(cohort, split: str, real: bool):
     """Images [n,H,W] in [0,1], KL [n], subject [n], medial-on-right [n] of one split."""
     rows = cohort.split_indices(split)
     m = cohort.metadata.iloc[rows]
-    if real:
-        subject, side = stem_subject_side(m["image_id"])
-        mirrored = False
-    else:
-        subject, side = m["subject_id"].to_numpy(), m["side"].to_numpy()
-        mirrored = any("mirror" in s or "flipped" in s for s in cohort.info.get("preprocessing", []))
+    # both importers record subject and side; the card says whether left knees were mirrored
+    subject, side = m["subject_id"].astype(str).to_numpy(), m["side"].astype(str).to_numpy()
+    mirrored = any("mirror" in s or "flipped" in s for s in cohort.info.get("preprocessing", []))
     kl = m["kl"].to_numpy(dtype=float, na_value=np.nan)
     return cohort.images_float(rows), kl, subject, medial_on_right(side, left_mirrored=mirrored)
 

@@ -24,10 +24,11 @@ def run(args) -> int:
     import sys
 
     from oaviz.data import importers as imp
+    from oaviz.data.kl_folders import import_kl_folders
     from oaviz.errors import DataError
 
     if args.kind == "kl-folders":
-        rep = imp.import_kl_folders(args.src, args.out, size=args.size, on_error=args.on_error, overwrite=args.overwrite)
+        rep = import_kl_folders(args.src, args.out, size=args.size, on_error=args.on_error, overwrite=args.overwrite)
     elif args.kind == "dicom":
         if not args.labels:
             raise DataError("--labels is required for a DICOM import")
@@ -44,5 +45,7 @@ def run(args) -> int:
         print(f"skipped {where}: {reason}", file=sys.stderr)
     if len(rep.skipped) > 20:
         print(f"… and {len(rep.skipped) - 20} more", file=sys.stderr)
+    for w in rep.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(rep.summary())
     return 0

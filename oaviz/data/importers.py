@@ -1,6 +1,6 @@
 """Turn what users already have into a cohort folder.
 
-- ``import_kl_folders``: ROOT/{train,val,test,auto_test}/{0..4}/*.png|jpg (the public knee KL layout)
+- ``import_kl_folders`` (in ``oaviz.data.kl_folders``): ROOT/{train,val,test,auto_test}/{0..4}/*.png|jpg (the public knee KL layout)
 - ``import_dicom``: a folder of DICOM files plus a labels table (OAI conventions understood)
 - ``import_npz``: MedMNIST-style {split}_images / {split}_labels, loaded without pickle
 - ``import_csv``: a manifest ``path, kl[, subject, visit_month, side, split]``
@@ -21,7 +21,7 @@ import pandas as pd
 
 from oaviz.data.cohort import KL_GRADES, assign_splits, write_cohort
 from oaviz.data.readers import (
-    DICOM_SUFFIXES, IMAGE_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
+    DICOM_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
 )
 from oaviz.errors import DataError
 
@@ -43,7 +43,7 @@ class ImportReport:
         return s
 
 
-class _Collector:
+class Collector:
     """Accumulates images and metadata rows; applies the on_error policy."""
 
     def __init__(self, on_error: str):
@@ -125,48 +125,6 @@ def parse_visit(v) -> int:
 
 
 # ----------------------------------------------------------------- KL folders
-def import_kl_folders(src, out, *, size: int = 224, on_error: str = "skip", overwrite: bool = False) -> ImportReport:
-    """ROOT/{train,val,test,auto_test}/{0..4}/*.png|jpg; keeps the dataset's split.
-
-    The dataset has no subject ids: each image is its own subject (the file
-    stem, prefixed by its split so no id can straddle two splits).
-    """
-    root = Path(src)
-    if not root.is_dir():
-        raise DataError("source folder not found", root)
-    col = _Collector(on_error)
-    split_map = {"train": "train", "val": "val", "test": "test", "auto_test": "test"}
-    found = False
-    for split_dir in sorted(d for d in root.iterdir() if d.is_dir() and d.name in split_map):
-        for grade_dir in sorted(d for d in split_dir.iterdir() if d.is_dir()):
-            if grade_dir.name not in {"0", "1", "2", "3", "4"}:
-                col.fail(DataError("grade folder must be named 0–4", grade_dir))
-                continue
-            for f in sorted(grade_dir.iterdir()):
-                if f.suffix.lower() not in IMAGE_SUFFIXES or f.name.startswith("."):
-                    continue
-                found = True
-                try:
-                    if f.is_symlink() and not f.resolve().is_relative_to(root.resolve()):
-                        raise DataError("symlink points outside the source folder", f)
-                    img = preprocess_picture(read_image(f), size)
-                except DataError as e:
-                    col.fail(e)
-                    continue
-                kl = int(grade_dir.name)
-                col.add(img, {"image_id": f"{split_dir.name}/{grade_dir.name}/{f.stem}",
-                              "subject_id": f"{split_dir.name}/{f.stem}", "visit_month": 0, "side": "",
-                              "label": kl, "kl": kl, "split": split_map[split_dir.name],
-                              "source_split": split_dir.name})
-    if not found:
-        raise DataError("no images found in {train,val,test,auto_test}/{0..4}/ (is this the KL-folder layout?)", root)
-    info = {"source": "kl-folders", "source_path": str(root.resolve()), "labels": "kl",
-            "preprocessing": [f"resized to {size}×{size}", "8-bit, source windowing kept"],
-            "pixel_spacing_mm": None, "subjects": "unknown: one subject per image (split/stem)",
-            "split_mapping": split_map}
-    return col.write(out, info, overwrite)
-
-
 def _read_text_table(path: Path, what: str) -> pd.DataFrame:
     """A CSV as strings (nothing parsed as NA); DataError naming ``what`` when missing or unreadable."""
     if not path.is_file():
@@ -188,7 +146,7 @@ def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwr
         if c not in table:
             raise DataError(f"manifest is missing column {c!r} (has {list(table.columns)})", manifest)
     root = manifest.parent
-    col = _Collector(on_error)
+    col = Collector(on_error)
     for i, r in table.iterrows():
         where = f"{manifest}:row {i + 2}"
         try:
@@ -268,7 +226,7 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
                 lab = int(y[i])
                 rows.append({"image_id": f"{s}-{i}", "subject_id": f"{s}-{i}", "visit_month": 0, "side": "",
                              "label": lab, "kl": lab if labels_are == "kl" else None, "split": s})
-    col = _Collector("stop")
+    col = Collector("stop")
     for im, r in zip(images, rows):
         col.add(im, r)
     info = {"source": "npz", "source_path": str(src.resolve()), "labels": labels_are,
@@ -327,7 +285,7 @@ def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, siz
     if not root.is_dir():
         raise DataError("source folder not found", root)
     table = _label_table(labels, columns)
-    col = _Collector(on_error)
+    col = Collector(on_error)
     spacing_tags: dict[str, int] = {}
     if "path" in table:
         items = []

@@ -8,6 +8,7 @@ member allowed outside the folder — then imported like a server path.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import os
 import shutil
@@ -25,7 +26,8 @@ FORMATS = {
     "npz": "MedMNIST-style .npz ({split}_images, {split}_labels)",
     "csv": "CSV manifest (path, kl[, subject, visit_month, side, split]) + the images it names",
 }
-_FUNCTIONS = {"kl-folders": "import_kl_folders", "dicom": "import_dicom", "npz": "import_npz", "csv": "import_csv"}
+_FUNCTIONS = {"kl-folders": ("kl_folders", "import_kl_folders"), "dicom": ("importers", "import_dicom"),
+              "npz": ("importers", "import_npz"), "csv": ("importers", "import_csv")}
 KL_SPLIT_DIRS = ("train", "val", "test", "auto_test")
 # Limits on what an upload may expand to (a zip bomb stops here, not in the importer).
 MAX_EXPANDED_BYTES = 4 << 30
@@ -52,14 +54,8 @@ class ImportResult:
 def _importer(fmt: str):
     if fmt not in _FUNCTIONS:
         raise DataError(f"unknown import format {fmt!r}; expected one of {sorted(_FUNCTIONS)}")
-    try:
-        from oaviz.data import importers
-    except ImportError as e:
-        raise DataError(f"the importers are not available in this build ({e})") from None
-    fn = getattr(importers, _FUNCTIONS[fmt], None)
-    if fn is None:
-        raise DataError(f"oaviz.data.importers has no {_FUNCTIONS[fmt]}()")
-    return fn
+    module, name = _FUNCTIONS[fmt]
+    return getattr(importlib.import_module(f"oaviz.data.{module}"), name)
 
 
 def _call(fn, src: Path, out: Path, options: dict):

@@ -10,7 +10,8 @@ from PIL import Image
 from oaviz.cli import main as cli
 from oaviz.data.cohort import load_cohort
 from oaviz.data.errors import DataError
-from oaviz.data.importers import import_csv, import_dicom, import_kl_folders, import_npz, parse_side, parse_visit
+from oaviz.data.importers import import_csv, import_dicom, import_npz, parse_side, parse_visit
+from oaviz.data.kl_folders import import_kl_folders
 from oaviz.data.readers import MAX_PIXELS, preprocess_any, read_image
 
 from .dicom_fixtures import bundled_dicoms, phantom, write_dicom
@@ -140,6 +141,40 @@ def test_import_kl_folders_keeps_split_and_grade(tmp_path):
     assert (m.kl == m.image_id.str.split("/").str[1].astype(int)).all()
     assert set(m.split) == {"train", "val", "test"} and (m.source_split == "auto_test").sum() == 10
     assert right_half_brighter(c.images[0])
+
+
+def test_import_kl_folders_reads_oai_subject_and_side_from_the_file_names(tmp_path):
+    """Files named as the public dataset's (OAI id + side): both knees of a person are one subject, sides are
+    recorded, left knees are mirrored to the right orientation, and a subject in two splits is reported."""
+    root = tmp_path / "kl"
+    rng = np.random.default_rng(1)
+
+    def knee(side):          # bone bright on the medial half: image right for R, left for L (as acquired)
+        a = rng.integers(0, 60, (40, 50), dtype=np.uint8)
+        (a[:, 25:] if side == "R" else a[:, :25])[:] = 250
+        return a
+    files = {"train/0/9003175L.png": "L", "train/2/9003175R.png": "R", "train/1/9011053R.png": "R",
+             "val/3/9011053L.png": "L",                    # the same person in train and val
+             "test/4/9022222L.png": "L", "auto_test/4/9022222L.png": "L", "test/0/notoai.png": ""}
+    for rel, side in files.items():
+        png(root / rel, knee(side or "R"))
+    rep = import_kl_folders(root, tmp_path / "out", size=32)
+    c = load_cohort(rep.out)
+    m = c.metadata.set_index("image_id")
+    assert m.loc["train/0/9003175L", "subject_id"] == m.loc["train/2/9003175R", "subject_id"] == "9003175"
+    assert m.loc["train/0/9003175L", "side"] == "L" and m.loc["train/2/9003175R", "side"] == "R"
+    assert m.loc["test/0/notoai", "subject_id"] == "test/notoai" and m.loc["test/0/notoai", "side"] == ""
+    assert m.loc["auto_test/4/9022222L", "split"] == "test" and m.loc["auto_test/4/9022222L", "kl"] == 4
+    for i in range(len(c)):                          # every knee, left ones mirrored: medial at image right
+        assert right_half_brighter(c.images[i]), c.metadata.image_id[i]
+    assert c.info["subjects_in_two_splits"] == 1 and c.info["subjects_in_two_splits_examples"] == ["9011053"]
+    # the person in train and val goes wholly to val (a test image never moves into training)
+    assert m.loc["train/1/9011053R", "split"] == m.loc["val/3/9011053L", "split"] == "val"
+    assert m.loc["train/1/9011053R", "source_split"] == "train"
+    assert "left sides flipped to right" in c.info["preprocessing"] and "OAI subject id" in c.info["subjects"]
+    assert any("9011053" in w for w in rep.warnings)
+    kept = load_cohort(import_kl_folders(root, tmp_path / "asis", size=32, flip_left=False).out)
+    assert not right_half_brighter(kept.images[list(kept.metadata.image_id).index("train/0/9003175L")])
 
 
 def test_bad_files_skipped_or_stop(tmp_path):

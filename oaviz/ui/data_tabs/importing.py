@@ -72,4 +72,5 @@ def import_() -> None:
             msg = f"Imported **{res.path.name}**: {res.n_images:,} images"
             if res.skipped:
                 msg += f"; {len(res.skipped)} file(s) skipped — first: {res.skipped[0]}"
-            select_new_cohort(str(res.path), "warning" if res.skipped else "success", msg + ".")
+            msg += "".join(f" {w}." for w in res.warnings)
+            select_new_cohort(str(res.path), "warning" if res.skipped or res.warnings else "success", msg + ".")
