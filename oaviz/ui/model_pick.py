@@ -73,6 +73,8 @@ def current_model(need: Cap | None = Cap.VECTOR_LATENT) -> PickedModel | None:
         entry = fallback
     if note:
         st.caption(note)
+    # The sidebar's picker may say "each page's default": name the checkpoint this page really uses.
+    st.sidebar.caption(f"This page uses **{entry.label}**.")
     path = str(entry.path)
     return PickedModel(path=path, model_type=entry.model_type, label=entry.label,
                        loaded=loaders.checkpoint(path), content_hash=loaders.checkpoint_hash(path))

@@ -59,7 +59,7 @@ def render() -> Selection:
         ck_options = ["", *by_ckpt]
         _apply_pending(state.CHECKPOINT, pending, ck_options)
         ckpt = st.selectbox("Model checkpoint", ck_options, key=state.CHECKPOINT,
-                            format_func=lambda p: by_ckpt[p].label if p else "None",
+                            format_func=lambda p: by_ckpt[p].label if p else "Each page's bundled default",
                             help="Bundled demo checkpoints and the ones your training jobs wrote.")
         if ckpt:
             st.caption(by_ckpt[ckpt].summary or by_ckpt[ckpt].model_type)

@@ -94,6 +94,7 @@ def test_prototypes_page_shows_every_prototype_and_the_comparison(open_page):
     table = at.dataframe[0].value
     assert len(table) == K and {"size", "purity"} <= set(table.columns)
     assert len(at.get("plotly_chart")) == 3
+    assert any("This page uses **vaesim-demo" in c.value for c in at.sidebar.caption)   # not "None"
     at.toggle(key="proto.compare").set_value(True).run()
     _ok(at)
     cmp = at.dataframe[1].value
