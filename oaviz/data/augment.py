@@ -17,13 +17,15 @@ from torch.nn import functional as F
 
 def random_acquisition(x: torch.Tensor, generator: torch.Generator | None = None, shift: float = 0.04,
                        rotate_deg: float = 3.0, scale: float = 0.04, gain: float = 0.08, offset: float = 0.04,
-                       flip: bool = True) -> torch.Tensor:
+                       flip: bool = True, gamma: float = 0.0, noise: float = 0.0) -> torch.Tensor:
     """x [B, 1, H, W] in [0, 1] -> the same knees under new random acquisitions [B, 1, H, W] in [0, 1].
 
     Per image, uniform in ±range: translation (fraction of the side), rotation (degrees),
-    magnification, grey-level gain and offset; and a left/right mirror with probability ½
-    when ``flip``. Border padding (no black corners). Random numbers come from
-    ``generator`` on the CPU, so a seeded generator gives the same draw on any device.
+    magnification, grey-level gain and offset, and a gamma exp(±gamma) (film contrast); a
+    left/right mirror with probability ½ when ``flip`` (never for knees stored in one
+    orientation, where medial must stay medial); Gaussian detector noise of std up to
+    ``noise``. Border padding (no black corners). Random numbers come from ``generator`` on
+    the CPU, so a seeded generator gives the same draw on any device.
     """
     b = x.shape[0]
     u = lambda: torch.rand(b, generator=generator) * 2 - 1  # noqa: E731  (uniform in [−1, 1])
@@ -36,4 +38,10 @@ def random_acquisition(x: torch.Tensor, generator: torch.Generator | None = None
     g, o = 1 + u() * gain, u() * offset
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
     out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return (out * g.to(x).view(-1, 1, 1, 1) + o.to(x).view(-1, 1, 1, 1)).clamp(0, 1)
+    if gamma > 0:
+        out = out.clamp_min(1e-6) ** torch.exp(u() * gamma).to(x).view(-1, 1, 1, 1)
+    out = out * g.to(x).view(-1, 1, 1, 1) + o.to(x).view(-1, 1, 1, 1)
+    if noise > 0:
+        sd = (torch.rand(b, generator=generator) * noise).to(x).view(-1, 1, 1, 1)
+        out = out + sd * torch.randn(x.shape, generator=generator).to(x)
+    return out.clamp(0, 1)

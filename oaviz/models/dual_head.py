@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from oaviz.data.augment import random_acquisition
 from oaviz.models.base import Cap, LossOutput, OAModel, register_model
 from oaviz.models.blocks import conv_encoder
 from oaviz.models.cnn import masked_bce
@@ -30,6 +31,12 @@ class DualHeadConfig:
     kl_weight: float = 1.0
     oa_weight: float = 1.0
     dropout: float = 0.2
+    # Real radiographs: train on random re-acquisitions (shift, ±5° rotation, magnification, gamma,
+    # exposure, noise; never a left/right mirror, which would swap medial and lateral), and keep the
+    # epoch with the best validation OA AUC: on real knees the loss rises from epoch 1 while the
+    # ranking still improves, so the loss would keep an undertrained model.
+    augment: bool = False
+    select_by: str = "loss"                  # "loss" | "oa_auc": which validation figure picks the epoch
     lr: float = 1e-3
     batch_size: int = 32
     epochs: int = 30
@@ -37,11 +44,16 @@ class DualHeadConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
+        if self.select_by not in ("loss", "oa_auc"):
+            raise ValueError(f"select_by must be 'loss' or 'oa_auc', got {self.select_by!r}")
 
 
 @register_model("dual_head", DualHeadConfig, presets={
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "feature_dim": 64, "epochs": 15},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "feature_dim": 128, "epochs": 30},
+    # the demo sizes for real radiographs (CPU): augmentation, more dropout, epoch chosen by OA AUC
+    "real": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "feature_dim": 64, "epochs": 30,
+             "augment": True, "dropout": 0.4, "select_by": "oa_auc"},
 }, description="shared encoder with OA and KL heads (single_oa / single_kl / dual)")
 class DualHead(OAModel):
     capabilities = OAModel.capabilities | {Cap.HEADS, Cap.PREDICT_OA, Cap.PREDICT_KL, Cap.PROBE_FEATURES}
@@ -85,8 +97,18 @@ class DualHead(OAModel):
         out = self.heads(x)
         return F.softmax(out["kl"], 1) if "kl" in out else None
 
+    def validation_score(self, val: dict[str, float]) -> float:
+        """Lower is better: the validation loss, or 1 − OA AUC with ``select_by="oa_auc"``."""
+        if self.config.select_by == "oa_auc" and "oa_auc" in val:
+            return 1.0 - float(val["oa_auc"])
+        return float(val["loss"])
+
     def loss(self, batch, step: int = 0) -> LossOutput:
-        out = self.heads(batch["image"])
+        x = batch["image"]
+        if self.config.augment and self.training:
+            x = random_acquisition(x, shift=0.04, rotate_deg=5.0, scale=0.06, gain=0.1, offset=0.05, flip=False,
+                                   gamma=0.25, noise=0.02)
+        out = self.heads(x)
         terms, total = {}, 0.0
         if "oa" in out:
             bce = masked_bce(out["oa"], batch["oa"])

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from oaviz.data.atomic import atomic_file, write_json
 from oaviz.data.cohort import load_cohort
 from oaviz.errors import ConfigError
-from oaviz.models.base import build_model, get_spec, make_config
+from oaviz.models.base import Cap, build_model, get_spec, has_capability, make_config
 from oaviz.training import ddp
 from oaviz.training.checkpoint import save_checkpoint
 from oaviz.training.data import BATCH_KINDS, SplitTensors, training_data
@@ -280,20 +281,34 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
 
 @torch.no_grad()
 def evaluate(model, data, device, step: int, batch_size: int) -> dict:
-    """Mean loss terms over a split, in eval mode (VAEs: μ path is not used by loss; loss samples)."""
+    """Mean loss terms over a split, in eval mode (VAEs: μ path is not used by loss; loss samples),
+    and, for models that predict OA, the split's OA AUC (``oa_auc``), which a model may choose
+    its best epoch by (``validation_score``)."""
     model.eval()
     sums: dict[str, float] = {}
     n = 0
-    for i in range(0, len(data), batch_size):
-        batch = data.batch(np.arange(i, min(len(data), i + batch_size)), device)
-        out = model.loss(batch, step)
-        w = len(batch["image"])
-        sums["loss"] = sums.get("loss", 0.0) + float(out.total) * w
-        for k, v in out.terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * w
-        n += w
+    predicts_oa = has_capability(model, Cap.PREDICT_OA)
+    p_oa, y_oa = [], []
+    with torch.no_grad():
+        for i in range(0, len(data), batch_size):
+            batch = data.batch(np.arange(i, min(len(data), i + batch_size)), device)
+            out = model.loss(batch, step)
+            w = len(batch["image"])
+            sums["loss"] = sums.get("loss", 0.0) + float(out.total) * w
+            for k, v in out.terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) * w
+            n += w
+            if predicts_oa and "oa" in batch:
+                p_oa.append(model.predict_oa_proba(batch["image"]).float().cpu())
+                y_oa.append(batch["oa"].float().cpu())
     model.train()
-    return {k: v / max(n, 1) for k, v in sums.items()}
+    out = {k: v / max(n, 1) for k, v in sums.items()}
+    if p_oa:
+        p, y = torch.cat(p_oa).numpy(), torch.cat(y_oa).numpy()
+        ok = ~np.isnan(y)
+        if ok.any() and len(np.unique(y[ok])) == 2:
+            out["oa_auc"] = float(roc_auc_score(y[ok] > 0.5, p[ok]))
+    return out
 
 
 def model_card(spec: TrainSpec, cohort, metrics: dict, model=None, train_data=None) -> dict:

@@ -106,3 +106,54 @@ def test_random_acquisition_ranges_seed_and_identity():
                                 offset=0) for s in range(8)]
     mirrored = [f for f in flips if not torch.allclose(f, x[:1], atol=1e-5)]
     assert mirrored and all(torch.allclose(f, torch.flip(x[:1], dims=[3]), atol=1e-5) for f in mirrored)
+
+
+def test_acquisition_for_oriented_knees_never_mirrors_and_varies_contrast():
+    """Real knees keep medial on one side: flip=False must never swap the halves; gamma and noise change
+    the grey levels but stay in [0, 1]."""
+    from oaviz.data.augment import random_acquisition
+
+    x = torch.full((64, 1, 32, 32), 0.2)
+    x[..., 16:] = 0.8                                     # the "medial" half is bright
+    g = torch.Generator().manual_seed(0)
+    y = random_acquisition(x, g, rotate_deg=5.0, scale=0.06, gain=0.1, offset=0.05, flip=False, gamma=0.25,
+                           noise=0.02)
+    assert (y[..., 18:].mean((1, 2, 3)) > y[..., :14].mean((1, 2, 3))).all()
+    assert y.min() >= 0 and y.max() <= 1
+    contrast = (y[..., 18:].mean((1, 2, 3)) - y[..., :14].mean((1, 2, 3)))
+    assert contrast.std() > 0.01                          # gamma/gain give each film its own contrast
+    flipped = random_acquisition(x, torch.Generator().manual_seed(0), flip=True)
+    assert (flipped[..., 18:].mean((1, 2, 3)) < flipped[..., :14].mean((1, 2, 3))).any()
+
+
+def test_dual_head_real_preset_augments_and_picks_the_epoch_by_oa_auc(tiny_cohort):
+    import numpy as np
+
+    from oaviz.data.cohort import load_cohort
+    from oaviz.models.base import build_model, make_config
+    from oaviz.training.data import training_data
+    from oaviz.training.loop import evaluate
+
+    cfg = make_config("dual_head", "real", {"image_size": 32, "widths": [4, 8, 8], "feature_dim": 8})
+    assert cfg.augment and cfg.select_by == "oa_auc" and make_config("dual_head", "demo").select_by == "loss"
+    m = build_model("dual_head", cfg)
+    assert m.validation_score({"loss": 0.3, "oa_auc": 0.8}) == pytest.approx(0.2)
+    assert build_model("dual_head", make_config("dual_head", "demo")).validation_score(
+        {"loss": 0.3, "oa_auc": 0.8}) == pytest.approx(0.3)
+    c = load_cohort(tiny_cohort)
+    _, val = training_data(c, type(m).batch_kind, cfg, None, 0)
+    out = evaluate(m, val, torch.device("cpu"), 0, 16)
+    assert "loss" in out and 0 <= out["oa_auc"] <= 1
+    # training-mode loss sees augmented images: two calls on the same batch differ (no dropout here),
+    # eval calls do not
+    m = build_model("dual_head", make_config("dual_head", "real", {"image_size": 32, "widths": [4, 8, 8],
+                                                                   "feature_dim": 8, "dropout": 0.0}))
+    b = val.batch(np.arange(min(6, len(val))), torch.device("cpu"))
+    m.train()
+    torch.manual_seed(0)
+    a1 = float(m.loss(b).total)
+    m.eval()
+    assert float(m.loss(b).total) == pytest.approx(float(m.loss(b).total))
+    m.train()
+    a2 = float(m.loss(b).total)
+    assert a1 != a2
