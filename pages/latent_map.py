@@ -10,7 +10,7 @@ from oaviz.services.latent_map import decode_at, neighbours, selection_stats
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.knee_picker import UPLOAD_TYPES
-from oaviz.ui.map_figure import latent_map_figure, selected_points
+from oaviz.ui.map_figure import latent_map_figure, selected_points, severity_map_figure
 from oaviz.ui.map_params import param_controls
 from oaviz.ui.strips import knee_strip
 from oaviz.ui.model_pick import Cap
@@ -127,6 +127,16 @@ with right:
                    f"({dp.nearest_distance_2d:.2f} away on the map)", width="stretch")
         st.caption("PCA decodes the exact inverse; UMAP and t-SNE have none, so the latent is the distance-"
                    "weighted mean of the nearest knees' latents.")
+
+# ----------------------------------------------------------------- severity-aligned view
+if cohort.has_kl and Cap.VECTOR_LATENT in model.capabilities:
+    st.subheader("Severity-aligned view", anchor=False)
+    sev = cached.severity_map(model.ref, cohort_ref)
+    st.plotly_chart(severity_map_figure(sev.table), key="map.severity")
+    st.caption(f"x: each knee on the {sev.stats.method} severity axis, fitted on the train split (side removed); "
+               f"held-out Spearman ρ with KL on the {sev.stats.eval_split} split {sev.stats.spearman_kl:.2f}. "
+               f"y: the main direction of what remains ({sev.y_variance_share:.0%} of its variance): what the "
+               "latent space holds besides the disease (Latent Space Cartography).")
 
 # ----------------------------------------------------------------- how far to trust it
 st.subheader("How far to trust the picture", anchor=False)

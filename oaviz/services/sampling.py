@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
+from sklearn.decomposition import PCA
 
 from oaviz.analysis.latent_paths import prior_log_density
 from oaviz.analysis.severity_axis import SeverityAxis
@@ -174,6 +176,34 @@ def fit_severity_axis(checkpoint, cohort, method: str = "centroid", nuisance=("s
         if col in meta.columns:
             setattr(stats, f"spearman_{col}", axis.spearman(Z[ev], meta[col]))
     return axis, stats
+
+
+@dataclass
+class SeverityMap:
+    """The Latent Space Cartography layout: x = each knee's position on the severity axis (grade units,
+    axis fitted on the train split), y = the first principal direction of what remains once the axis
+    is removed (fitted on the train split too). table: row, image_id, x, y, kl, split; stats: the axis
+    and its held-out Spearman ρ (test split)."""
+
+    table: pd.DataFrame
+    stats: SeverityAxisStats
+    y_variance_share: float
+
+
+def severity_map(checkpoint, cohort, method: str = "fisher") -> SeverityMap:
+    """x = severity-axis coordinate, y = PC1 of the latents with the axis projected out."""
+    loaded, c = as_checkpoint(checkpoint), as_cohort(cohort)
+    axis, stats = fit_severity_axis(loaded, c, method)
+    Z = cohort_latents(loaded, c)
+    d = axis.direction_
+    resid = Z - np.outer(Z @ d, d)
+    tr, _ = labelled_rows(c, "train")
+    pca = PCA(n_components=1, random_state=0).fit(resid[tr])
+    meta = c.metadata
+    table = pd.DataFrame({"row": np.arange(len(c)), "image_id": meta["image_id"].to_numpy(),
+                          "x": axis.to_grades(Z), "y": pca.transform(resid)[:, 0],
+                          "kl": meta["kl"].array if "kl" in meta else pd.NA, "split": meta["split"].to_numpy()})
+    return SeverityMap(table=table, stats=stats, y_variance_share=float(pca.explained_variance_ratio_[0]))
 
 
 @dataclass

@@ -53,6 +53,12 @@ def sample_near_prototype(model: ModelRef, cohort: CohortRef | None, k: int, n: 
                                           cohort=cohort.load() if cohort else None)
 
 
+@st.cache_data(show_spinner="Placing every knee on the severity axis…", max_entries=16)
+def severity_map(model: ModelRef, cohort: CohortRef, method: str = "fisher"):
+    """SeverityMap (services.sampling): x = held-out severity axis, y = PC1 of the rest."""
+    return sampling.severity_map(model.load(), cohort.load(), method)
+
+
 @st.cache_data(show_spinner="Walking along the severity axis…", max_entries=64)
 def severity_walk(model: ModelRef, cohort: CohortRef, row, grades: tuple[float, ...], method: str):
     """SeverityWalk of one knee (cohort row or preprocessed image) moved by ``grades`` along the disease axis."""

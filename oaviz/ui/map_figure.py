@@ -66,6 +66,21 @@ def latent_map_figure(table: pd.DataFrame, colour: str, extra: list[go.BaseTrace
     return fig
 
 
+def severity_map_figure(table: pd.DataFrame, height: int = 420) -> go.Figure:
+    """Knees at (severity-axis position in grade units, PC1 of the rest), coloured by rater KL."""
+    fig = go.Figure()
+    for g, part in table.groupby(table["kl"].astype("Int64").astype("string").fillna("unknown"), sort=True):
+        c = KL_COLORS.get(int(g)) if g != "unknown" else "#9aa0a6"
+        fig.add_trace(go.Scattergl(x=part["x"], y=part["y"], mode="markers", name=f"KL {g}",
+                                   marker=dict(size=5, color=c, opacity=0.75), text=part["image_id"],
+                                   hovertemplate="%{text}<br>axis %{x:.2f} grades<extra></extra>"))
+    fig.update_layout(height=height, font=PLOT_FONT, margin=dict(l=10, r=10, t=30, b=10),
+                      legend=dict(orientation="h", y=1.08, itemsizing="constant"),
+                      xaxis=dict(title="severity axis (grade units, fitted on the train split)", zeroline=False),
+                      yaxis=dict(title="main direction of the rest", zeroline=False))
+    return fig
+
+
 def selected_points(event) -> tuple[list[int], tuple[float, float] | None]:
     """(cohort rows selected, (x, y) of a click on the empty-map grid or None) from a plotly selection event."""
     points = []

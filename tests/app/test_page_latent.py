@@ -118,6 +118,8 @@ def test_latent_map_page_plots_colours_and_shows_detail_and_decoded_spot(open_pa
         "kNN accuracy (OA)", "kNN accuracy (KL)", "trustworthiness"]
     trust = structure.set_index("metric")["value"]["trustworthiness"]
     assert 0.5 < trust <= 1.0
+    assert "Severity-aligned view" in [h.value for h in at.subheader]
+    assert any("held-out Spearman ρ with KL on the test split" in c.value for c in at.caption)
     # the colour control re-colours the figure
     before = chart[0].proto.spec
     at.selectbox(key="map.color").set_value("split").run()

@@ -12,6 +12,7 @@ from oaviz.analysis.latent_paths import prior_log_density
 from oaviz.analysis.prototype_stats import assign
 from oaviz.data import disk_cache
 from oaviz.data.cohort import load_cohort
+from oaviz.services.kl_probe import labelled_rows
 from oaviz.data.errors import DataError
 from oaviz.models.checkpoints import checkpoint_hash
 
@@ -178,6 +179,32 @@ def test_severity_walk(tiny_cohort, checkpoints, home):
     assert w.stats.nuisance_names == ["side=R"] and -1 <= w.stats.spearman_kl <= 1
     assert np.isfinite(w.stats.spearman_severity) and w.stats.n_eval == len(c.split_indices("test"))
     assert abs(w.axis.nuisance_basis_ @ w.axis.direction_).max() < 1e-8
+
+
+def test_severity_map_puts_the_axis_on_x_and_the_rest_on_y(tiny_cohort, checkpoints, home):
+    """x = the held-out severity axis in grade units; y ignores anything along the axis (PC1 of the rest)."""
+    from oaviz.services.kl_probe import cohort_latents
+    from oaviz.services.model_io import as_checkpoint
+    from oaviz.services.sampling import fit_severity_axis, severity_map
+
+    c = load_cohort(tiny_cohort)
+    ck = as_checkpoint(checkpoints["beta_vae"])
+    m = severity_map(ck, c)
+    axis, stats = fit_severity_axis(ck, c, "fisher")
+    Z = cohort_latents(ck, c)
+    t = m.table
+    assert len(t) == len(c) and list(t["row"]) == list(range(len(c)))
+    np.testing.assert_allclose(t["x"], axis.to_grades(Z), atol=1e-9)
+    assert m.stats.spearman_kl == pytest.approx(stats.spearman_kl)
+    # moving every knee along the axis moves x, never y
+    from sklearn.decomposition import PCA
+    d = axis.direction_
+    tr, _ = labelled_rows(c, "train")
+    resid = Z - np.outer(Z @ d, d)
+    pca = PCA(1, random_state=0).fit(resid[tr])
+    shifted = Z + 3.0 * d
+    np.testing.assert_allclose(pca.transform(shifted - np.outer(shifted @ d, d))[:, 0], t["y"], atol=1e-9)
+    assert abs(np.corrcoef(t["y"], Z @ d)[0, 1]) < 0.99 and 0 < m.y_variance_share <= 1
 
 
 def test_prototype_report(tiny_cohort, checkpoints, home):
