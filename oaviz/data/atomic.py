@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -91,13 +92,62 @@ def atomic_folder(out: str | os.PathLike) -> Iterator[Path]:
     included), on any failure it is removed and ``out`` is left as it was."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))  # mkdtemp: unique, race-free
+    # mkdtemp: unique and race-free; the pid in the name lets a later start-up tell litter of a
+    # crashed process (``remove_stale_temps``) from the work of a running one
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-{os.getpid()}-", dir=out.parent))
     try:
         yield tmp
         swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(roots, min_age_s: float = 60.0) -> list[Path]:
+    """Delete the hidden temporaries (``.name.tmp-<pid>-…``, files and folders) that processes which
+    no longer run left under ``roots`` (searched recursively), e.g. after a ``kill -9`` mid-import.
+
+    A temporary whose process is alive, or younger than ``min_age_s`` (a pid just reused), is kept.
+    Returns what was removed.
+    """
+    import time
+
+    removed, now = [], time.time()
+    for root in roots:
+        root = Path(root)
+        if not root.is_dir():
+            continue
+        for dirpath, dirnames, filenames in os.walk(root):
+            for name in list(dirnames) + filenames:
+                m = _TEMP_NAME.match(name)
+                if not m:
+                    continue
+                p = Path(dirpath) / name
+                try:
+                    old = now - p.lstat().st_mtime >= min_age_s
+                except OSError:
+                    continue
+                if old and not _alive(int(m.group(1))):
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                        dirnames.remove(name)
+                    else:
+                        p.unlink(missing_ok=True)
+                    removed.append(p)
+    return removed
 
 
 def _terminate(signum, frame):

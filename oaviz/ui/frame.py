@@ -44,6 +44,7 @@ def run_app() -> None:
         # Visitors see an error's type, never a traceback (config.toml says the same; this cannot be overridden).
         st.set_option("client.showErrorDetails", "type")
     page = st.navigation(streamlit_pages(), position="sidebar", expanded=True)
+    loaders.clean_crash_litter()     # once per server: temporaries of crashed imports, jobs, caches
     loaders.ensure_default_cohort()  # generated once, on the very first start; cached afterwards
     sidebar.render()
     with _inside_frame():

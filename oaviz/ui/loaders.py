@@ -19,7 +19,7 @@ import streamlit as st
 
 from oaviz.data.cohort import Cohort
 from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint
-from oaviz.paths import checkpoints_dir, cohorts_dir, default_cohort_dir, runs_dir
+from oaviz.paths import checkpoints_dir, cohorts_dir, default_cohort_dir, home, runs_dir
 from oaviz.services import cohorts as cohort_service
 from oaviz.services import model_cards
 from oaviz.ui import plots
@@ -34,6 +34,14 @@ def _key(path: str | Path) -> str:
 def _default_cohort_once(where: str) -> str:
     # ``where`` (the default cohort's folder) is only the cache key: OAVIZ_HOME decides it.
     return str(cohort_service.ensure_default_cohort())
+
+
+@st.cache_resource(show_spinner=False)
+def clean_crash_litter() -> int:
+    """Once per server start: remove temporaries that crashed processes left under oaviz's home."""
+    from oaviz.data.atomic import remove_stale_temps
+
+    return len(remove_stale_temps([home()]))
 
 
 def ensure_default_cohort() -> str:

@@ -140,3 +140,31 @@ def test_event_log_refuses_unknown_kinds(tmp_path):
     with pytest.raises(ValueError, match="unknown event"):
         log.write("strat")
     assert [e["event"] for e in read_events(tmp_path / "events.jsonl")] == ["start"]
+
+
+def test_start_up_removes_the_litter_of_a_killed_process_and_keeps_live_work(tmp_path):
+    """A process killed inside atomic_folder leaves `.name.tmp-<pid>-…`; remove_stale_temps deletes it,
+    but never the temporary of a process that still runs, nor anything else."""
+    import subprocess
+    import sys
+    import time
+
+    from oaviz.data.atomic import atomic_folder, remove_stale_temps
+
+    code = ("import os, sys\nfrom oaviz.data.atomic import atomic_folder\n"
+            f"with atomic_folder({str(tmp_path / 'cohorts' / 'big')!r}) as t:\n"
+            "    (t / 'images.npy').write_bytes(b'x' * 1000)\n    os._exit(9)\n")
+    subprocess.run([sys.executable, "-c", code], check=False)
+    litter = [p for p in (tmp_path / "cohorts").iterdir() if p.name.startswith(".big.tmp-")]
+    assert len(litter) == 1 and (litter[0] / "images.npy").is_file()      # the crash left it behind
+    keep = tmp_path / "cohorts" / "kept"
+    keep.mkdir()
+    with atomic_folder(tmp_path / "cohorts" / "mine") as live:           # this (running) process's work
+        old = time.time() - 3600
+        for p in (litter[0], live):
+            os.utime(p, (old, old))
+        assert remove_stale_temps([tmp_path], min_age_s=0) == [litter[0]]
+        assert live.is_dir() and keep.is_dir() and not litter[0].exists()
+    young = tmp_path / "cohorts" / ".new.tmp-999999999-x"
+    young.write_text("")
+    assert remove_stale_temps([tmp_path], min_age_s=3600) == []          # too young: a pid may be reused
