@@ -13,6 +13,8 @@ os.environ.setdefault("OAVIZ_HOME", str(_HOME))
 # Two cores are shared by everything in the suite: keep torch from oversubscribing.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see oaviz/__init__.py
+# The app's start-up JIT warm-up costs about a minute of one core: not in every test process/server.
+os.environ.setdefault("OAVIZ_WARM_UP", "0")
 
 
 @pytest.fixture(scope="session")

@@ -259,3 +259,26 @@ class Projector:
         return {"method": self.method, "n_neighbors": self.n_neighbors, "min_dist": self.min_dist,
                 "perplexity": self.perplexity, "random_state": self.random_state, "n_jobs": self.n_jobs,
                 "k": self.k}
+
+
+def warm_up_jit(seed: int = 0) -> float:
+    """Compile UMAP's numba code on tiny data, so that a visitor's first map costs what a warm one does.
+
+    umap-learn compiles its functions (and pynndescent's, for the approximate neighbours used above
+    4,096 points) on first use, about 8 s on this machine, and keeps no cache between processes. The
+    app calls this in a background thread at start-up. Covers the seeded fit with exact and with
+    approximate neighbours and a transform. Returns the seconds it took.
+    """
+    import time
+
+    import umap
+
+    t = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    small = rng.normal(size=(300, 8)).astype(np.float32)
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.filterwarnings("ignore")
+        Projector(method="umap", random_state=seed).fit(small)
+        approx = umap.UMAP(n_neighbors=15, random_state=seed, force_approximation_algorithm=True).fit(small)
+        approx.transform(small[:20])
+    return time.perf_counter() - t

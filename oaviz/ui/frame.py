@@ -45,6 +45,7 @@ def run_app() -> None:
         st.set_option("client.showErrorDetails", "type")
     page = st.navigation(streamlit_pages(), position="sidebar", expanded=True)
     loaders.clean_crash_litter()     # once per server: temporaries of crashed imports, jobs, caches
+    loaders.warm_up_projections()    # once per server, in the background: UMAP's JIT compilation
     loaders.ensure_default_cohort()  # generated once, on the very first start; cached afterwards
     sidebar.render()
     with _inside_frame():

@@ -24,3 +24,22 @@ def test_page_renders_in_the_frame(open_page, page):
     assert at.title[0].value.endswith(page.title)
     # the shared sidebar ran around the page: the cohort picker holds the default cohort
     assert at.selectbox(key="oaviz.cohort").value.endswith("synthetic-knee")
+
+
+def test_the_app_warms_umap_up_once_in_the_background_unless_told_not_to(monkeypatch):
+    import threading
+
+    from oaviz.ui import loaders
+
+    calls = []
+    monkeypatch.setattr("oaviz.analysis.projections.warm_up_jit", lambda: calls.append(threading.current_thread().name))
+    loaders.warm_up_projections.clear()
+    monkeypatch.setenv(loaders.WARM_UP_ENV, "1")
+    t = loaders.warm_up_projections()
+    t.join(5)
+    assert calls == ["oaviz-umap-warm-up"] and t.daemon
+    assert loaders.warm_up_projections() is t            # once per server
+    loaders.warm_up_projections.clear()
+    monkeypatch.setenv(loaders.WARM_UP_ENV, "0")
+    assert loaders.warm_up_projections() is None
+    loaders.warm_up_projections.clear()
