@@ -30,3 +30,14 @@ class MissingCapability(ConfigError):
     def __init__(self, message: str, cap: object = None):
         self.cap = cap
         super().__init__(message)
+
+
+def as_data_error(err: BaseException, where: object) -> DataError:
+    """Any failure while reading one input, as a DataError naming that input: a DataError keeps its
+    reason (and gets ``where`` if it had none); anything else (a reader library's ValueError,
+    IndexError, ZeroDivisionError, OSError, MemoryError, …) says what it was. Importers call this
+    per file, so ``--on-error skip`` skips that file and goes on instead of aborting the import."""
+    if isinstance(err, DataError):
+        return err if err.where else DataError(err.reason, where)
+    detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+    return DataError(f"could not read it ({type(err).__name__}{': ' + detail if detail else ''})", where)

@@ -23,7 +23,7 @@ from oaviz.data.cohort import KL_GRADES, assign_splits, write_cohort
 from oaviz.data.readers import (
     DICOM_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
 )
-from oaviz.errors import DataError
+from oaviz.errors import DataError, as_data_error
 
 ON_ERROR = ("skip", "stop")
 OAI_VISIT_MONTHS = {0: 0, 1: 12, 2: 18, 3: 24, 4: 30, 5: 36, 6: 48, 7: 60, 8: 72, 9: 84, 10: 96, 11: 108}
@@ -161,8 +161,8 @@ def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwr
             if split is not None and split not in ("train", "val", "test"):
                 raise DataError(f"split {split!r} is not train, val or test", where)
             visit = parse_visit(r["visit_month"]) if r.get("visit_month", "").strip() else 0
-        except DataError as e:
-            col.fail(e if e.where else DataError(e.reason, where))
+        except Exception as e:  # noqa: BLE001  (one unreadable file must not abort the import)
+            col.fail(as_data_error(e, where))
             continue
         subject = r.get("subject", "").strip() or Path(r["path"]).stem
         col.add(img, {"image_id": r["path"], "subject_id": subject, "visit_month": visit, "side": side,
@@ -316,8 +316,8 @@ def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, siz
                 if k not in key:
                     raise DataError(f"no label row for ID={subject} SIDE={side or '?'} visit={visit} months", f)
                 kl = _kl_value(key[k], str(f))
-        except DataError as e:
-            col.fail(e)
+        except Exception as e:  # noqa: BLE001  (one unreadable file must not abort the import)
+            col.fail(as_data_error(e, f))
             continue
         spacing_tags[raw.spacing_tag or "none"] = spacing_tags.get(raw.spacing_tag or "none", 0) + 1
         if side == "L":

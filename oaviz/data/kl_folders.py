@@ -21,7 +21,7 @@ import pandas as pd
 from oaviz.data.importers import Collector, ImportReport
 from oaviz.data.readers import IMAGE_SUFFIXES, preprocess_picture, read_image
 from oaviz.data.real_knees import stem_subject_side
-from oaviz.errors import DataError
+from oaviz.errors import DataError, as_data_error
 
 SPLIT_MAP = {"train": "train", "val": "val", "test": "test", "auto_test": "test"}
 GRADES = {"0", "1", "2", "3", "4"}
@@ -73,8 +73,8 @@ def import_kl_folders(src, out, *, size: int = 224, on_error: str = "skip", over
             if f.is_symlink() and not f.resolve().is_relative_to(root.resolve()):
                 raise DataError("symlink points outside the source folder", f)
             img = preprocess_picture(read_image(f), size)
-        except DataError as e:
-            col.fail(e)
+        except Exception as e:  # noqa: BLE001  (one unreadable file must not abort the import)
+            col.fail(as_data_error(e, f))
             continue
         if flip_left and side == "L":
             img = img[:, ::-1].copy()

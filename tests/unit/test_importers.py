@@ -255,3 +255,26 @@ def test_cli_import(tmp_path, capsys):
     assert "skipped 1 file" in cap.out and "empty.png" in cap.err
     assert cli(["import", "kl-folders", str(root), "--out", str(tmp_path / "o2"), "--on-error", "stop"]) == 2
     assert cli(["import", "dicom", str(root), "--out", str(tmp_path / "o3")]) == 2  # --labels missing
+
+
+def test_a_reader_library_error_skips_that_file_and_never_aborts_the_import(tmp_path, monkeypatch):
+    """A non-DataError from a reader (pydicom/Pillow raise ValueError, IndexError, ZeroDivisionError, …)
+    becomes a DataError naming the file: skipped with --on-error skip, a DataError with stop."""
+    import oaviz.data.kl_folders as klf
+
+    root = kl_tree(tmp_path / "kl", n=1)
+    real = klf.preprocess_picture
+
+    def flaky(raw, size):
+        if raw.pixels.shape == (12, 12):        # only the file below has this size
+            raise ZeroDivisionError("float division by zero")
+        return real(raw, size)
+    png(root / "train" / "0" / "broken.png", np.full((12, 12), 90, np.uint8))
+    monkeypatch.setattr(klf, "preprocess_picture", flaky)
+    rep = import_kl_folders(root, tmp_path / "o", size=32)
+    reasons = {w.split("/")[-1]: r for w, r in rep.skipped}
+    assert reasons["broken.png"] == "could not read it (ZeroDivisionError: float division by zero)"
+    assert rep.n_imported == 20
+    with pytest.raises(DataError, match=r"broken\.png: could not read it \(ZeroDivisionError"):
+        import_kl_folders(root, tmp_path / "o2", size=32, on_error="stop")
+    assert not (tmp_path / "o2").exists()
