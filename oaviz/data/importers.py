@@ -298,8 +298,12 @@ def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, siz
     else:
         key = {(r.subject, r.side, int(r.visit_month)): r.kl for r in table.itertuples()}
         items = []
+        inside = root.resolve()
         for f in sorted(root.rglob("*")):
             if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in DICOM_SUFFIXES:
+                continue
+            if not f.resolve().is_relative_to(inside):   # through a file or folder symlink
+                col.fail(DataError("resolves outside the source folder (symlink)", f))
                 continue
             items.append((f, str(f.relative_to(root)), None, key))
     for f, rel, kl, key in items:

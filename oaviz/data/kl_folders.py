@@ -70,8 +70,8 @@ def import_kl_folders(src, out, *, size: int = 224, on_error: str = "skip", over
     subjects, sides = stem_subject_side([f.stem for f, _, _ in files])
     for (f, split, kl), subject, side in zip(files, subjects, sides):
         try:
-            if f.is_symlink() and not f.resolve().is_relative_to(root.resolve()):
-                raise DataError("symlink points outside the source folder", f)
+            if not f.resolve().is_relative_to(root.resolve()):   # a file or a folder symlink leading out
+                raise DataError("resolves outside the source folder (symlink)", f)
             img = preprocess_picture(read_image(f), size)
         except Exception as e:  # noqa: BLE001  (one unreadable file must not abort the import)
             col.fail(as_data_error(e, f))

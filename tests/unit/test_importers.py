@@ -278,3 +278,15 @@ def test_a_reader_library_error_skips_that_file_and_never_aborts_the_import(tmp_
     with pytest.raises(DataError, match=r"broken\.png: could not read it \(ZeroDivisionError"):
         import_kl_folders(root, tmp_path / "o2", size=32, on_error="stop")
     assert not (tmp_path / "o2").exists()
+
+
+def test_kl_folders_never_read_a_file_through_a_folder_symlink_that_leads_outside(tmp_path):
+    root = kl_tree(tmp_path / "kl", n=1)
+    outside = tmp_path / "elsewhere"
+    png(outside / "secret.png", np.full((40, 50), 200, np.uint8))
+    (root / "train" / "4").rename(tmp_path / "moved")
+    (root / "train" / "4").symlink_to(outside, target_is_directory=True)   # a grade folder pointing out
+    rep = import_kl_folders(root, tmp_path / "o", size=32)
+    reasons = {w.split("/")[-1]: r for w, r in rep.skipped}
+    assert "outside the source folder" in reasons["secret.png"]
+    assert "train/4/secret" not in set(load_cohort(rep.out).metadata.image_id)
