@@ -20,23 +20,25 @@ from oaviz.data import synth_knee as K
 from oaviz.data.synth_render import col, gaussian_blur
 
 FOV_MM = 90.0
-CENTRE_DX = 0.0         # ... and right of the notch (mm): the crops hold more of the lateral side
-CENTRE_DY = 8.0          # mm the frame's centre sits above the joint line (real crops: joint at ~53 % of H)
+CENTRE_DY = 8.0         # mm the frame's centre sits above the joint line (real crops: joint at ~55 % of H)
+SHIFT_SD = 0.5          # lateral centring spread as a share of the schematic's (the crops are centred on the knee)
 LANDMARK_NAMES = K.LANDMARK_NAMES
-SHAPE = K.KneeShape(fem_flare=(8.0, 15.0), tib_flare=(2.0, 15.0), condyle_blend=6.0, notch_depth=0.55, notch_dy=12.0,
-                    mu_cortex=0.08, mu_trab=0.030, patella=0.15, tibia=0.85, radius_max=(24.0, 24.0), rim=(0.2, 1.2), soft=3.0)
+SHAPE = K.KneeShape(fem_flare=(9.0, 20.0), tib_flare=(2.0, 16.0), condyle_blend=6.0, notch_depth=0.55,
+                    notch_dy=12.0, shaft_mm=25.0, mu_cortex=0.06, mu_trab=0.030, patella=0.15, tibia=0.85,
+                    radius_max=(24.0, 24.0), soft=3.0)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
 _JSW_MED = [1.0, 0.99, 0.90, 0.52, 0.45]
 _JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
 _OST_MM = [0.0, 0.0, 1.2, 2.8, 4.2, 6.0]
-_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 5.0, 0.15, 0.8, 0.15   # texture bank
-# Display window: quantiles of a film and their displayed offsets from its median (the median over
-# films of the public KL set's per-film quantiles, rounded).
+_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 5.0, 0.18, 0.6, 0.18   # texture bank
+# Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
+# typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
 _WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
-_SCALE = {"Wc": 1.06, "Wt": 1.06, "rxm": 1.15, "rxl": 1.15, "fs": 2.3, "ts": 2.1, "fib_rx": 1.3, "notch_w": 1.25, "notch_h": 1.8, "rym": 1.1, "ryl": 1.1, "spine_h": 0.8, "spine_dx": 1.1,
+_SCALE = {"Wc": 1.03, "Wt": 1.03, "rxm": 1.12, "rxl": 1.12, "rym": 1.1, "ryl": 1.1, "fs": 2.6, "ts": 1.9,
+          "fib_rx": 1.3, "notch_w": 1.25, "notch_h": 1.8, "spine_h": 0.8, "spine_dx": 1.1,
           "jsw0_m": 0.56, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
 
 
@@ -44,6 +46,9 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Per-subject anatomy: the schematic draws (same rng use), in film proportions."""
     A = K.sample_anatomy(rng, n)
     A = {k: v * _SCALE[k] if k in _SCALE else v for k, v in A.items()}
+    # The public crops are sized to the knee: its width in the frame varies less than knees do.
+    for k in ("Wc", "Wt", "rxm", "rxl", "fs", "ts"):
+        A[k] = A[k] * A["a"] ** -0.6
     A["soft"] = 60.0 + 0.4 * (A["soft"] - 64.0)   # the crop holds little soft tissue: less habitus spread
     return A
 
@@ -83,7 +88,7 @@ def texture_bank(rng: np.random.Generator, n: int, size: int = 384, mm_per_px: f
     spec = fft.rfft2(rng.standard_normal((n, size, size)).astype(np.float32), workers=1)
     fy = np.fft.fftfreq(size, d=mm_per_px)[:, None]
     fx = np.fft.rfftfreq(size, d=mm_per_px)[None, :]
-    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.15, 0.6) / _STRUT_WIDTH) ** 2)
+    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.25, 0.9) / _STRUT_WIDTH) ** 2)
     mottle = np.tanh(_noise_field(spec[::-1], fx, fy, 2.5, 1.0, 0.03, 0.3))
     tex = 1.0 + _STRUT_AMP * (struts - struts.mean()) + _MOTTLE_AMP * mottle
     return torch.from_numpy(tex.astype(np.float32)[:, None])
@@ -93,7 +98,7 @@ def sample_film(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Per-film processing [n] each, from the style's own stream (the cohort's draws stay the schematic's)."""
     return {
         "f_blur": rng.uniform(0.35, 0.95, n),
-        "f_usm": rng.uniform(0.2, 0.9, n),           # unsharp-mask gain of the film's processing
+        "f_usm": rng.uniform(0.1, 0.5, n),           # unsharp-mask gain of the film's processing
         "f_usm_sigma": rng.uniform(3.0, 8.0, n),     # px at 224
         "f_noise": rng.uniform(0.006, 0.03, n),
         "f_level": rng.normal(0.60, 0.065, n).clip(0.4, 0.8),   # displayed median (the film's window)
@@ -111,18 +116,19 @@ def _window(v: torch.Tensor, level: np.ndarray, width: np.ndarray) -> torch.Tens
     q = v[:, ::3, ::3].flatten(1).sort(dim=1).values          # every 9th pixel is plenty for the window
     m = q.shape[1] - 1
     src = q[:, [int(round(p * m)) for p in _WINDOW_Q]]        # [B, K]
-    dst = torch.as_tensor(level[:, None] + width[:, None] * np.asarray(_WINDOW_OFF)[None], dtype=torch.float32)
-    dst = dst.clamp(0.0, 1.0)
+    dst = level[:, None] + width[:, None] * np.asarray(_WINDOW_OFF)[None]
+    dst = torch.as_tensor(dst, dtype=torch.float32).clamp(0.0, 1.0)
     out = dst[:, :1].reshape(b, 1, 1).expand_as(v).clone()
     for i in range(len(_WINDOW_Q) - 1):
         lo, hi = src[:, i].reshape(b, 1, 1), src[:, i + 1].reshape(b, 1, 1)
         t = ((v - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
         out = out + t * (dst[:, i + 1] - dst[:, i]).reshape(b, 1, 1)
-    below, above = (v - src[:, :1].reshape(b, 1, 1)).clamp(max=0.0), (v - src[:, -1:].reshape(b, 1, 1)).clamp(min=0.0)
-    return out + 0.5 * (below + above)                        # tails keep a little slope
+    below = (v - src[:, :1].reshape(b, 1, 1)).clamp(max=0.0)
+    above = (v - src[:, -1:].reshape(b, 1, 1)).clamp(min=0.0)
+    return out + 0.5 * (below + above)                        # the tails keep a little slope
 
 
-def _lowpass(v: torch.Tensor, pool: int = 8, sigma: float = 2.5) -> torch.Tensor:
+def _lowpass(v: torch.Tensor, pool: int, sigma: float = 2.5) -> torch.Tensor:
     """Large-scale brightness [B,H,W] (σ ≈ pool·sigma px): pooled, blurred and brought back up."""
     small = F.avg_pool2d(v[:, None], pool, ceil_mode=True)[:, 0]
     small = gaussian_blur(small, np.full(len(v), sigma), radius=int(3 * sigma))
@@ -134,12 +140,14 @@ def develop(att: torch.Tensor, y_mm: torch.Tensor, acq: dict, noise_rng: np.rand
     size = att.shape[-1]
     s = size / 224.0
     att = att * (1 + col(acq["heel"]) * y_mm / 60.0)
-    v = 1 - torch.exp(-col(acq["f_sat"] * acq["exposure"]) * att)   # mild saturation: texture stays visible in bone
+    v = 1 - torch.exp(-col(acq["f_sat"] * acq["exposure"]) * att)   # mild saturation: bone texture stays
     v = gaussian_blur(v, acq["f_blur"] * s)
     # Unsharp masking (as film digitisers and PACS apply): crisp cortices, flattened background.
     base = gaussian_blur(v, acq["f_usm_sigma"] * s, radius=max(4, int(round(24 * s))))
     v = v + col(acq["f_usm"]) * (v - base)
-    v = v - col(acq["f_flat"]) * _lowpass(v)
+    v = v - col(acq["f_flat"]) * _lowpass(v, max(2, int(round(8 * s))))
+    # Detector noise, relative to the film's range (grows with signal).
     g = torch.from_numpy(noise_rng.standard_normal(v.shape).astype(np.float32))
-    v = v + g * col(acq["f_noise"]) * (0.5 + v.clamp(0, 1).sqrt()) * (v.amax((1, 2), keepdim=True) - v.amin((1, 2), keepdim=True))
+    span = v.amax((1, 2), keepdim=True) - v.amin((1, 2), keepdim=True)
+    v = v + g * col(acq["f_noise"]) * (0.5 + v.clamp(0, 1).sqrt()) * span
     return _window(v, acq["f_level"], acq["f_width"])

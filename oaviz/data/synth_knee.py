@@ -40,6 +40,7 @@ class KneeShape:
     tib_flare: tuple[float, float] = (5.0, 21.0)
     condyle_blend: float = 4.0                      # smooth-union radius of shaft and condyles
     notch_depth: float | None = None                # None: cut the notch; else attenuation removed in it
+    shaft_mm: float = 40.0                          # where the tibial shaft landmarks sit below the joint
     notch_dy: float = 0.0                           # notch centre below its schematic place (mm)
     mu_cortex: float = 0.095
     mu_trab: float = 0.022
@@ -47,7 +48,6 @@ class KneeShape:
     radius_max: tuple[float, float] = (28.0, 27.0)  # femoral, tibial half-depth along the beam
     tibia: float = 1.0                              # tibial density relative to the femur's
     soft: float = 1.0                               # soft-tissue attenuation (thick legs, little bone contrast)
-    rim: tuple[float, float] = (0.0, 0.0)           # tibial rim seen above the plateau: density, height (mm)
 
 
 SCHEMATIC = KneeShape()
@@ -191,8 +191,6 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     att = att + shell_projection(sd_fib, col(A["fib_rx"]) + 0 * x, 1.6 + 0 * x, mu_c, mu_t, tex) * dens
     att = att + k.patella * shell_projection(sd_pat, 10.0 + 0 * x, 1.0 + 0 * x, mu_c, mu_t, tex) * dens
 
-    if k.rim[0] > 0:  # a beam not quite tangential to the plateau projects its anterior rim into the gap
-        att = att + k.rim[0] * dens * (xt.abs() < hwt) * torch.exp(-((yt - top + k.rim[1]) / 1.2) ** 2)
     # ---------------- subchondral plates: thin dense lines seen tangentially at the joint
     depth_t0 = (yt - top).clamp(min=0.0)
     att = att + 0.16 * dens * (sd_tib < 0) * torch.exp(-depth_t0 / 0.9)
@@ -264,14 +262,14 @@ def landmarks(A: dict, P: dict, k: KneeShape = SCHEMATIC) -> np.ndarray:
         (np.zeros_like(Wc), cym + rym * 0.15 + k.notch_dy - A["notch_h"]),              # the arch's apex
     ]
     sdx = A["spine_dx"]
-    hw40 = A["ts"] + (Wt - A["ts"]) / (1 + ((40.0 - k.tib_flare[0]) / k.tib_flare[1]) ** 2)  # tibial edge 40 mm down
+    hw40 = A["ts"] + (Wt - A["ts"]) / (1 + ((k.shaft_mm - k.tib_flare[0]) / k.tib_flare[1]) ** 2)  # tibial edge
     pts_t = [
         (-Wt, top(-Wt, "l")), (cxl, top(cxl, "l")), (-sdx - 4.0, top(-sdx - 4.0, "l")),
         (-sdx, top(-sdx, "l") - 0.85 * A["spine_h"] * P["spine_peak"]),
         (sdx, top(sdx, "m") - A["spine_h"] * P["spine_peak"]),
         (sdx + 4.0, top(sdx + 4.0, "m")), (cxm, top(cxm, "m")), (Wt, top(Wt, "m")),
         (fib_x, A["fib_dy"] - A["fib_ry"]),
-        (-hw40, np.full_like(Wc, 40.0)), (hw40, np.full_like(Wc, 40.0)),
+        (-hw40, np.full_like(Wc, k.shaft_mm)), (hw40, np.full_like(Wc, k.shaft_mm)),
     ]
     # Tibial points live in the varus-rotated frame: map them back to the image frame.
     ang = np.deg2rad(P["varus"])
