@@ -31,7 +31,7 @@ SHAPE = K.KneeShape(fem_flare=(9.0, 20.0), tib_flare=(2.0, 16.0), condyle_blend=
 _JSW_MED = [1.0, 0.99, 0.90, 0.52, 0.45]
 _JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
 _OST_MM = [0.0, 0.0, 1.2, 2.8, 4.2, 6.0]
-_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 5.0, 0.18, 0.6, 0.18   # texture bank
+_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 6.0, 0.2, 0.5, 0.10   # texture bank
 # Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
 # typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
 _WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -66,11 +66,13 @@ def landmarks(A: dict, P: dict) -> np.ndarray:
 
 
 def _noise_field(spec: np.ndarray, fx: np.ndarray, fy: np.ndarray, beta: float, stretch: float,
-                 lo: float, hi: float) -> np.ndarray:
-    """Power-law noise [n,S,S] (unit std) in the band lo..hi cycles/mm, ``stretch``× longer along y."""
+                 lo: float, hi: float, angle: float = 0.0) -> np.ndarray:
+    """Power-law noise [n,S,S] (unit std) in the band lo..hi cycles/mm, ``stretch``× longer along
+    the direction ``angle`` radians from the vertical."""
     from scipy import fft
 
-    r = np.sqrt(fx**2 + (fy * stretch) ** 2)
+    c, s = np.cos(angle), np.sin(angle)
+    r = np.sqrt((c * fx - s * fy) ** 2 + ((s * fx + c * fy) * stretch) ** 2)
     g = np.where((r > lo) & (r < hi), np.maximum(r, lo) ** (-beta / 2), 0.0).astype(np.float32)
     out = fft.irfft2(spec * g, s=(spec.shape[1], spec.shape[1]), workers=1)
     return out / (out.std(axis=(1, 2), keepdims=True) + 1e-6)
@@ -88,7 +90,10 @@ def texture_bank(rng: np.random.Generator, n: int, size: int = 384, mm_per_px: f
     spec = fft.rfft2(rng.standard_normal((n, size, size)).astype(np.float32), workers=1)
     fy = np.fft.fftfreq(size, d=mm_per_px)[:, None]
     fx = np.fft.rfftfreq(size, d=mm_per_px)[None, :]
-    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.25, 0.9) / _STRUT_WIDTH) ** 2)
+    # Struts along the load axis, and a weaker family crossing them obliquely (the stress-line lattice).
+    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.3, 1.2) / _STRUT_WIDTH) ** 2)
+    struts = struts + 0.6 * np.exp(-(_noise_field(spec[:, ::-1], fx, fy, 2.0, _STRUT_STRETCH / 2, 0.3, 1.2,
+                                                  0.6) / _STRUT_WIDTH) ** 2)
     mottle = np.tanh(_noise_field(spec[::-1], fx, fy, 2.5, 1.0, 0.03, 0.3))
     tex = 1.0 + _STRUT_AMP * (struts - struts.mean()) + _MOTTLE_AMP * mottle
     return torch.from_numpy(tex.astype(np.float32)[:, None])
