@@ -24,8 +24,8 @@ CENTRE_DY = 8.0         # mm the frame's centre sits above the joint line (real 
 SHIFT_SD = 0.5          # lateral centring spread as a share of the schematic's (the crops are centred on the knee)
 LANDMARK_NAMES = K.LANDMARK_NAMES
 SHAPE = K.KneeShape(fem_flare=(9.0, 20.0), tib_flare=(2.0, 16.0), condyle_blend=6.0, notch_depth=0.55,
-                    notch_dy=12.0, shaft_mm=25.0, mu_cortex=0.06, mu_trab=0.030, patella=0.15, tibia=0.85,
-                    radius_max=(24.0, 24.0), soft=3.0)
+                    notch_dy=12.0, shaft_mm=25.0, mu_cortex=0.06, mu_trab=0.030, patella=0.15, tibia=1.15,
+                    radius_max=(24.0, 24.0), soft=4.0)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
 _JSW_MED = [1.0, 0.99, 0.90, 0.52, 0.45]
@@ -37,7 +37,7 @@ _STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 6.0, 0.2, 0.5, 0.10   # 
 _WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
-_SCALE = {"Wc": 1.03, "Wt": 1.03, "rxm": 1.12, "rxl": 1.12, "rym": 1.1, "ryl": 1.1, "fs": 2.6, "ts": 1.9,
+_SCALE = {"Wc": 1.05, "Wt": 1.05, "rxm": 1.12, "rxl": 1.12, "rym": 1.1, "ryl": 1.1, "fs": 2.6, "ts": 1.9,
           "fib_rx": 1.3, "notch_w": 1.25, "notch_h": 1.8, "spine_h": 0.8, "spine_dx": 1.1,
           "jsw0_m": 0.56, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
 
@@ -47,8 +47,8 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     A = K.sample_anatomy(rng, n)
     A = {k: v * _SCALE[k] if k in _SCALE else v for k, v in A.items()}
     # The public crops are sized to the knee: its width in the frame varies less than knees do.
-    for k in ("Wc", "Wt", "rxm", "rxl", "fs", "ts"):
-        A[k] = A[k] * A["a"] ** -0.6
+    for k in ("Wc", "Wt", "rxm", "rxl", "fs", "ts", "fib_rx"):
+        A[k] = A[k] * A["a"] ** -0.8
     A["soft"] = 60.0 + 0.4 * (A["soft"] - 64.0)   # the crop holds little soft tissue: less habitus spread
     return A
 
@@ -110,7 +110,8 @@ def sample_film(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "f_width": rng.lognormal(0.0, 0.15, n),                 # ... and its contrast around it
         "f_sat": rng.uniform(0.1, 0.5, n),           # film saturation: how much the bone is compressed
         "f_dy": rng.normal(0.0, 4.0, n),             # crop centring (mm): added to the acquisition's
-        "f_flat": rng.uniform(0.1, 0.9, n),         # large-scale flattening (dynamic range compression)
+        "f_flat": rng.uniform(0.3, 0.9, n),
+        "f_tilt": rng.normal(0.0, 0.08, n),          # exposure falling off across the film (x)         # large-scale flattening (dynamic range compression)
     }
 
 
@@ -144,7 +145,8 @@ def develop(att: torch.Tensor, y_mm: torch.Tensor, acq: dict, noise_rng: np.rand
     """Attenuation [B,H,W] -> displayed film [B,H,W] in [0, 1] (bone bright)."""
     size = att.shape[-1]
     s = size / 224.0
-    att = att * (1 + col(acq["heel"]) * y_mm / 60.0)
+    across = (torch.arange(size, dtype=torch.float32) / (size - 1) - 0.5).reshape(1, 1, -1)
+    att = att * (1 + col(acq["heel"]) * y_mm / 60.0 + col(acq["f_tilt"]) * across)
     v = 1 - torch.exp(-col(acq["f_sat"] * acq["exposure"]) * att)   # mild saturation: bone texture stays
     v = gaussian_blur(v, acq["f_blur"] * s)
     # Unsharp masking (as film digitisers and PACS apply): crisp cortices, flattened background.
