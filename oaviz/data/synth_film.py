@@ -28,7 +28,7 @@ SHAPE = K.KneeShape(fem_flare=(9.0, 20.0), tib_flare=(2.0, 16.0), condyle_blend=
                     radius_max=(24.0, 24.0), soft=4.0)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
-_JSW_MED = [1.0, 0.99, 0.90, 0.52, 0.45]
+_JSW_MED = [1.0, 0.99, 0.91, 0.48, 0.42]
 _JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
 _OST_MM = [0.0, 0.0, 1.2, 2.8, 4.2, 6.0]
 _STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 6.0, 0.2, 0.5, 0.10   # texture bank
