@@ -14,6 +14,8 @@ def register(sub) -> None:
     p.add_argument("--default", action="store_true",
                    help="create the embedded default cohort (data/cohorts/synthetic-knee) if missing")
     p.add_argument("--joint", choices=("knee", "hip"), default="knee")
+    p.add_argument("--style", choices=("schematic", "film"), default="schematic",
+                   help="knee rendering: schematic (default) or film (calibrated against real radiographs)")
     p.add_argument("--subjects", type=int, default=600)
     p.add_argument("--visits", default="0,12,24", help="visit months, comma-separated (default 0,12,24)")
     p.add_argument("--size", type=int, default=224, help="image side in pixels")
@@ -50,7 +52,7 @@ def run(args) -> int:
             raise DataError("--out is required (or use --default)")
         out = args.out
         kwargs = dict(joint=args.joint, subjects=args.subjects, visits=_parse_visits(args.visits),
-                      size=args.size, seed=args.seed)
+                      size=args.size, seed=args.seed, style=args.style)
     kwargs.update(rater_disagreement=args.rater_disagreement, progressor_fraction=args.progressors,
                   flip_left=not args.keep_left)
 

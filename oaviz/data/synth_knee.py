@@ -13,6 +13,8 @@ healthy knees falling to ~1 mm at KL 4; femoral condylar width ~80 mm).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -28,6 +30,27 @@ LANDMARK_NAMES = (
     "med_tibial_spine", "med_plateau_inner", "med_plateau_mid", "med_plateau_margin",
     "fibular_head_apex", "lat_tibial_shaft", "med_tibial_shaft",
 )
+
+
+
+@dataclass(frozen=True)
+class KneeShape:
+    """The constants of the knee's outline and density that a rendering style may change (mm)."""
+    fem_flare: tuple[float, float] = (14.0, 24.0)   # metaphyseal flare: start above the joint, length
+    tib_flare: tuple[float, float] = (5.0, 21.0)
+    condyle_blend: float = 4.0                      # smooth-union radius of shaft and condyles
+    notch_depth: float | None = None                # None: cut the notch; else attenuation removed in it
+    shaft_mm: float = 40.0                          # where the tibial shaft landmarks sit below the joint
+    notch_dy: float = 0.0                           # notch centre below its schematic place (mm)
+    mu_cortex: float = 0.095
+    mu_trab: float = 0.022
+    patella: float = 0.45
+    radius_max: tuple[float, float] = (28.0, 27.0)  # femoral, tibial half-depth along the beam
+    tibia: float = 1.0                              # tibial density relative to the femur's
+    soft: float = 1.0                               # soft-tissue attenuation (thick legs, little bone contrast)
+
+
+SCHEMATIC = KneeShape()
 
 # Severity -> pathology curves (piecewise linear over s = 0..4).
 _S = [0.0, 1.0, 2.0, 3.0, 4.0]
@@ -64,13 +87,16 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
-def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-image pathology from severity s (shape [B]) and the subject's anatomy."""
+def pathology(s: np.ndarray, anat: dict[str, np.ndarray], jsw_med=_JSW_MED, jsw_lat=_JSW_LAT,
+              ost_mm=_OST_MM) -> dict[str, np.ndarray]:
+    """Per-image pathology from severity s (shape [B]) and the subject's anatomy.
+
+    jsw_med, jsw_lat: fraction of the healthy JSW at s = 0..4; ost_mm: osteophyte length at _OST_S."""
     s = np.clip(s, 0.0, 4.0)
-    ost = np.interp(s, _OST_S, _OST_MM) * anat["ost_f"]
+    ost = np.interp(s, _OST_S, ost_mm) * anat["ost_f"]
     return {
-        "jsw_m": anat["jsw0_m"] * np.interp(s, _S, _JSW_MED),
-        "jsw_l": anat["jsw0_l"] * np.interp(s, _S, _JSW_LAT),
+        "jsw_m": anat["jsw0_m"] * np.interp(s, _S, jsw_med),
+        "jsw_l": anat["jsw0_l"] * np.interp(s, _S, jsw_lat),
         "ost_m": ost, "ost_l": 0.55 * ost,
         "scl": np.interp(s, [0, 1.6, 2.5, 3.3, 4.0], [0, 0, 0.22, 0.55, 0.85]),
         "n_cyst": np.floor(np.clip((s - 3.0) * 3.0, 0, 4)).astype(int),
@@ -95,10 +121,11 @@ def _plateau_top(x, P, A):
     return top - spines
 
 
-def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor):
+def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor,
+           k: KneeShape = SCHEMATIC):
     """Attenuation (soft-tissue-equivalent units) and joint-space mask [B,H,W].
 
-    x, y: canonical coordinates (mm) of every pixel.
+    x, y: canonical coordinates (mm) of every pixel; k: the style's outline and density constants.
     """
     # Varus deformity: tibia (and fibula) rotate about the medial compartment.
     ang = torch.as_tensor(np.deg2rad(P["varus"]), dtype=torch.float32).reshape(-1, 1, 1)
@@ -115,13 +142,14 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     cym = -col(P["jsw_m"]) / 2 - rym
     cyl = -col(P["jsw_l"]) / 2 - ryl - 0.4
     # Concave metaphyseal flare: near-vertical epicondyles, narrowing to the shaft.
-    hw = fs + (Wc - 1.0 - fs) / (1 + (((-y - 14.0).clamp(min=0.0)) / 24.0) ** 2)
+    hw = fs + (Wc - 1.0 - fs) / (1 + (((-y - k.fem_flare[0]).clamp(min=0.0)) / k.fem_flare[1]) ** 2)
     slope = (Wc - fs) / 60.0
     sd_shaft = torch.maximum((x.abs() - hw) / torch.sqrt(1 + slope**2 * 0.5), y - (cym + cyl) / 2)
-    sd_fem = smin(sd_shaft, sd_ellipse(x, y, cxm, cym, rxm, rym), 4.0)
-    sd_fem = smin(sd_fem, sd_ellipse(x, y, cxl, cyl, rxl, ryl), 4.0)
-    notch = sd_ellipse(x, y, 0.0, cym + rym * 0.15, col(A["notch_w"]), col(A["notch_h"]))
-    sd_fem = smax(sd_fem, -notch, 2.0)
+    sd_fem = smin(sd_shaft, sd_ellipse(x, y, cxm, cym, rxm, rym), k.condyle_blend)
+    sd_fem = smin(sd_fem, sd_ellipse(x, y, cxl, cyl, rxl, ryl), k.condyle_blend)
+    notch = sd_ellipse(x, y, 0.0, cym + rym * 0.15 + k.notch_dy, col(A["notch_w"]), col(A["notch_h"]))
+    if k.notch_depth is None:
+        sd_fem = smax(sd_fem, -notch, 2.0)
     # Marginal osteophytes: beaks at the outer-lower corners of the condyles.
     om, ol = col(P["ost_m"]) + 1e-3, col(P["ost_l"]) + 1e-3
     sd_fem = smin(sd_fem, sd_rot_ellipse(x, y, cxm + rxm * 0.93, cym + rym * 0.42,
@@ -133,7 +161,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     Wt, ts = col(A["Wt"]), col(A["ts"])
     top = _plateau_top(xt, P, A)
     # Trumpet-shaped metaphysis: the plateau overhangs, the sides are concave.
-    hwt = ts + (Wt - ts) / (1 + (((yt - 5.0).clamp(min=0.0)) / 21.0) ** 2)
+    hwt = ts + (Wt - ts) / (1 + (((yt - k.tib_flare[0]).clamp(min=0.0)) / k.tib_flare[1]) ** 2)
     sd_tib = smax(xt.abs() - hwt, top - yt, 2.5)
     ym_edge = col(P["jsw_m"]) / 2 + 0.012 * (Wt - cxm) ** 2  # medial plateau height at its margin
     sd_tib = smin(sd_tib, sd_rot_ellipse(xt, yt, Wt + om * 0.35, ym_edge + 0.8, om, om * 0.4,
@@ -152,13 +180,16 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     sd_pat = sd_ellipse(x, y, col(A["pat_dx"]), col(A["pat_dy"]), col(A["pat_rx"]), col(A["pat_ry"]))
 
     dens = col(A["density"])
-    mu_c, mu_t = 0.095, 0.022
-    fem_R = torch.clamp(hw, max=28.0)
-    att = shell_projection(sd_fem, fem_R, 1.3 + 2.9 * smoothstep(-30.0, -70.0, y), mu_c, mu_t, tex) * dens
-    tib_R = torch.clamp(hwt, max=27.0)
-    att = att + shell_projection(sd_tib, tib_R, 1.2 + 2.6 * smoothstep(30.0, 70.0, yt), mu_c, mu_t, tex) * dens
+    mu_c, mu_t = k.mu_cortex, k.mu_trab
+    fem_R = torch.clamp(hw, max=k.radius_max[0])
+    fem = shell_projection(sd_fem, fem_R, 1.3 + 2.9 * smoothstep(-30.0, -70.0, y), mu_c, mu_t, tex)
+    if k.notch_depth is not None:  # seen AP the notch is bone-poor, not empty: the trochlea lies in front
+        fem = fem * (1 - k.notch_depth * smoothstep(1.0, -2.5, notch))
+    att = fem * dens
+    tib_R = torch.clamp(hwt, max=k.radius_max[1])
+    att = att + shell_projection(sd_tib, tib_R, 1.2 + 2.6 * smoothstep(30.0, 70.0, yt), mu_c, mu_t, tex) * (dens * k.tibia)
     att = att + shell_projection(sd_fib, col(A["fib_rx"]) + 0 * x, 1.6 + 0 * x, mu_c, mu_t, tex) * dens
-    att = att + 0.45 * shell_projection(sd_pat, 10.0 + 0 * x, 1.0 + 0 * x, mu_c, mu_t, tex) * dens
+    att = att + k.patella * shell_projection(sd_pat, 10.0 + 0 * x, 1.0 + 0 * x, mu_c, mu_t, tex) * dens
 
     # ---------------- subchondral plates: thin dense lines seen tangentially at the joint
     depth_t0 = (yt - top).clamp(min=0.0)
@@ -182,13 +213,13 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
         att = att + scl * 0.55 * med_w * inside_t * torch.exp(-depth_t / 4.0)
         att = att + scl * 0.45 * med_w * inside_f * torch.exp(-(fem_bottom_m - y).clamp(min=0.0) / 4.0) * (x > 0)
     cyst = torch.zeros_like(x)
-    for k in range(4):
-        if not (P["n_cyst"] > k).any():
+    for j in range(4):
+        if not (P["n_cyst"] > j).any():
             break
-        on = col((P["n_cyst"] > k).astype(np.float32))
-        cu = A["cyst_u"][:, k]
+        on = col((P["n_cyst"] > j).astype(np.float32))
+        cu = A["cyst_u"][:, j]
         ccx = col(A["Wc"] * (0.25 + 0.55 * cu))
-        below = (k % 2 == 0)
+        below = (j % 2 == 0)
         ccy = col(P["jsw_m"] / 2 + 4.0 + 3.0 * cu) if below else -col(P["jsw_m"] / 2 + 4.0 + 3.0 * cu)
         rad = col(1.3 + 1.4 * cu)
         cyst = cyst + on * torch.exp(-((x - ccx) ** 2 + (y - ccy) ** 2) / rad**2)
@@ -200,6 +231,8 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     fat_chord = torch.sqrt((L**2 - x**2).clamp(min=0.0))
     mus_chord = torch.sqrt((Lm**2 - x**2).clamp(min=0.0))
     att = att + 0.0095 * fat_chord + 0.0055 * mus_chord
+    if k.soft != 1.0:
+        att = att + (k.soft - 1.0) * (0.0095 * fat_chord + 0.0055 * mus_chord)
 
     # ---------------- joint-space mask: between condyle and plateau in each compartment
     fem_m = cym + rym * torch.sqrt((1 - ((x - cxm) / rxm) ** 2).clamp(min=0.0))
@@ -210,7 +243,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     return att, mask
 
 
-def landmarks(A: dict, P: dict) -> np.ndarray:
+def landmarks(A: dict, P: dict, k: KneeShape = SCHEMATIC) -> np.ndarray:
     """The 16 landmarks in canonical mm coordinates, [B, 16, 2] (before varus for femur)."""
     Wc, Wt = A["Wc"], A["Wt"]
     rxm, rxl, rym, ryl = A["rxm"], A["rxl"], A["rym"] * (1 - P["flat"]), A["ryl"]
@@ -225,17 +258,18 @@ def landmarks(A: dict, P: dict) -> np.ndarray:
     pts_f = [  # femoral points are not rotated by the varus deformity
         (cxl - rxl, cyl), (cxm + rxm, cym),
         (cxl, cyl + ryl), (cxm, cym + rym),
-        (np.zeros_like(Wc), cym + rym * 0.15 + A["notch_h"]),
+        (np.zeros_like(Wc), cym + rym * 0.15 + A["notch_h"]) if k.notch_dy == 0.0 else  # schematic: cut notch's foot
+        (np.zeros_like(Wc), cym + rym * 0.15 + k.notch_dy - A["notch_h"]),              # the arch's apex
     ]
     sdx = A["spine_dx"]
-    hw40 = A["ts"] + (Wt - A["ts"]) / (1 + ((40.0 - 5.0) / 21.0) ** 2)  # tibial edge 40 mm down
+    hw40 = A["ts"] + (Wt - A["ts"]) / (1 + ((k.shaft_mm - k.tib_flare[0]) / k.tib_flare[1]) ** 2)  # tibial edge
     pts_t = [
         (-Wt, top(-Wt, "l")), (cxl, top(cxl, "l")), (-sdx - 4.0, top(-sdx - 4.0, "l")),
         (-sdx, top(-sdx, "l") - 0.85 * A["spine_h"] * P["spine_peak"]),
         (sdx, top(sdx, "m") - A["spine_h"] * P["spine_peak"]),
         (sdx + 4.0, top(sdx + 4.0, "m")), (cxm, top(cxm, "m")), (Wt, top(Wt, "m")),
         (fib_x, A["fib_dy"] - A["fib_ry"]),
-        (-hw40, np.full_like(Wc, 40.0)), (hw40, np.full_like(Wc, 40.0)),
+        (-hw40, np.full_like(Wc, k.shaft_mm)), (hw40, np.full_like(Wc, k.shaft_mm)),
     ]
     # Tibial points live in the varus-rotated frame: map them back to the image frame.
     ang = np.deg2rad(P["varus"])

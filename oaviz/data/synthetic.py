@@ -34,6 +34,7 @@ BASELINE_PREVALENCE = (0.445, 0.17, 0.275, 0.097, 0.013)
 REFERENCE_PREVALENCE = (0.40, 0.18, 0.26, 0.13, 0.03)
 # Relative disagreement of a single reader per true grade (KL 1 is the hardest).
 _RATER_SHAPE = np.array([0.14, 0.52, 0.27, 0.17, 0.10])
+STYLES = ("schematic", "film")
 CHUNK = 8  # images rendered together (small enough to stay in cache); fixed so output never depends on it
 
 
@@ -48,10 +49,15 @@ class SynthConfig:
     progressor_fraction: float = 0.18
     flip_left: bool = True            # store left sides mirrored to the right orientation
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    style: str = "schematic"          # or "film": calibrated against real knee radiographs (synth_film)
 
     def validate(self) -> None:
         if self.joint not in ("knee", "hip"):
             raise DataError(f"joint must be 'knee' or 'hip', got {self.joint!r}")
+        if self.style not in STYLES:
+            raise DataError(f"style must be one of {STYLES}, got {self.style!r}")
+        if self.style == "film" and self.joint != "knee":
+            raise DataError("the film style exists for knees only (there are no real hips to calibrate it on)")
         if self.subjects < 1:
             raise DataError(f"subjects must be >= 1, got {self.subjects}")
         if not self.visits or any(v < 0 for v in self.visits) or list(self.visits) != sorted(set(self.visits)):
@@ -103,8 +109,10 @@ def sample_acquisition(rng: np.random.Generator, n: int) -> dict[str, np.ndarray
 
 
 # ----------------------------------------------------------------- rendering
-def _joint_module(joint: str):
-    if joint == "knee":
+def _joint_module(joint: str, style: str = "schematic"):
+    if joint == "knee" and style == "film":
+        from oaviz.data import synth_film as m
+    elif joint == "knee":
         from oaviz.data import synth_knee as m
     else:
         from oaviz.data import synth_hip as m
@@ -146,12 +154,15 @@ def _render_chunk(mod, A: dict, P: dict, acq: dict, sides: np.ndarray, size: int
     x, y = _pixel_grid(size, acq, fov)
     tex = sample_texture(bank, tex_id, x, y, acq["tex_off"])
     att, mask = mod.fields(x, y, A, P, tex)
-    img = _film(att, acq, y)
-    img = gaussian_blur(img, acq["blur"] * size / 224.0)
-    # Detector: quantum noise grows with signal, plus electronic noise and slight grain.
-    g = torch.from_numpy(noise_rng.standard_normal(img.shape).astype(np.float32))
-    img = img + g * col(acq["noise"]) * (0.5 + img.clamp(0, 1).sqrt())
-    img = _side_markers(img, sides, acq, flip_left)
+    if hasattr(mod, "develop"):  # the film style has its own processing chain and no side marker in the crop
+        img = mod.develop(att, y, acq, noise_rng)
+    else:
+        img = _film(att, acq, y)
+        img = gaussian_blur(img, acq["blur"] * size / 224.0)
+        # Detector: quantum noise grows with signal, plus electronic noise and slight grain.
+        g = torch.from_numpy(noise_rng.standard_normal(img.shape).astype(np.float32))
+        img = img + g * col(acq["noise"]) * (0.5 + img.clamp(0, 1).sqrt())
+        img = _side_markers(img, sides, acq, flip_left)
     img = img.clamp(0, 1)
     lms = _to_pixels(mod.landmarks(A, P), size, acq, fov)
     if not flip_left:  # as acquired: left knees are the mirror image
@@ -192,7 +203,7 @@ def sample_design(cfg: SynthConfig) -> dict:
     """Everything random about a cohort except pixel noise: subjects, visits,
     severities, grades, anatomy, pathology and acquisition (no rendering)."""
     cfg.validate()
-    mod = _joint_module(cfg.joint)
+    mod = _joint_module(cfg.joint, cfg.style)
     rng = np.random.default_rng(cfg.seed)
     n_sub, visits = cfg.subjects, np.asarray(cfg.visits, dtype=np.int64)
     anat = mod.sample_anatomy(rng, n_sub)
@@ -208,7 +219,10 @@ def sample_design(cfg: SynthConfig) -> dict:
     kl_true = kl_from_severity(severity)
     kl = rater_grades(rng, severity, cfg.rater_disagreement)
     acq = sample_acquisition(rng, n)
-    bank = texture_bank(rng, 48)
+    if cfg.style == "film":  # its own stream for what only the film has: every draw above stays the same
+        acq.update(mod.sample_film(np.random.default_rng([cfg.seed, 104729]), n))
+        acq.update(tx=mod.SHIFT_SD * acq["tx"], ty=acq["ty"] + acq["f_dy"] + mod.CENTRE_DY)
+    bank = (mod.texture_bank if cfg.style == "film" else texture_bank)(rng, 48)
     sides = side_sub[sub_idx]
     A_img = {k: v[sub_idx] for k, v in anat.items()}
     P_img = mod.pathology(severity, A_img)

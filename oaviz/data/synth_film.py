@@ -1,0 +1,160 @@
+"""The "film" style of the synthetic knee: calibrated against real knee AP radiographs.
+
+Same subjects, severities, grades, progression and landmark contract as the
+schematic style (``synth_knee``): the anatomy is derived from the schematic
+draws (so both styles share every random draw of the cohort), then reshaped to
+the public KL dataset's look: a tight crop (~95 mm) around the joint with the
+femoral and tibial metaphyses filling the width, a bone-poor (not empty)
+intercondylar notch, a faint patella, fine oriented trabeculae, and a film
+processing chain with per-film blur, unsharp masking, detector noise and
+windowing. Joint-space widths follow the real by-grade medial/lateral widths.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from oaviz.data import synth_knee as K
+from oaviz.data.synth_render import col, gaussian_blur
+
+FOV_MM = 90.0
+CENTRE_DY = 8.0         # mm the frame's centre sits above the joint line (real crops: joint at ~55 % of H)
+SHIFT_SD = 0.5          # lateral centring spread as a share of the schematic's (the crops are centred on the knee)
+LANDMARK_NAMES = K.LANDMARK_NAMES
+SHAPE = K.KneeShape(fem_flare=(9.0, 20.0), tib_flare=(2.0, 16.0), condyle_blend=6.0, notch_depth=0.55,
+                    notch_dy=12.0, shaft_mm=25.0, mu_cortex=0.06, mu_trab=0.030, patella=0.15, tibia=1.15,
+                    radius_max=(24.0, 24.0), soft=4.0)
+# Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
+# width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
+_JSW_MED = [1.0, 0.99, 0.91, 0.48, 0.42]
+_JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
+_OST_MM = [0.0, 0.0, 1.2, 2.8, 4.2, 6.0]
+_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 6.0, 0.2, 0.5, 0.10   # texture bank
+# Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
+# typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
+_WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+_WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
+# Scales from the schematic anatomy to the film one (same draws, other proportions).
+_SCALE = {"Wc": 1.05, "Wt": 1.05, "rxm": 1.12, "rxl": 1.12, "rym": 1.1, "ryl": 1.1, "fs": 2.6, "ts": 1.9,
+          "fib_rx": 1.3, "notch_w": 1.25, "notch_h": 1.8, "spine_h": 0.8, "spine_dx": 1.1,
+          "jsw0_m": 0.56, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
+
+
+def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Per-subject anatomy: the schematic draws (same rng use), in film proportions."""
+    A = K.sample_anatomy(rng, n)
+    A = {k: v * _SCALE[k] if k in _SCALE else v for k, v in A.items()}
+    # The public crops are sized to the knee: its width in the frame varies less than knees do.
+    for k in ("Wc", "Wt", "rxm", "rxl", "fs", "ts", "fib_rx"):
+        A[k] = A[k] * A["a"] ** -0.8
+    A["soft"] = 60.0 + 0.4 * (A["soft"] - 64.0)   # the crop holds little soft tissue: less habitus spread
+    return A
+
+
+def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return K.pathology(s, anat, jsw_med=_JSW_MED, jsw_lat=_JSW_LAT, ost_mm=_OST_MM)
+
+
+def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor):
+    return K.fields(x, y, A, P, tex, SHAPE)
+
+
+def landmarks(A: dict, P: dict) -> np.ndarray:
+    return K.landmarks(A, P, SHAPE)
+
+
+def _noise_field(spec: np.ndarray, fx: np.ndarray, fy: np.ndarray, beta: float, stretch: float,
+                 lo: float, hi: float, angle: float = 0.0) -> np.ndarray:
+    """Power-law noise [n,S,S] (unit std) in the band lo..hi cycles/mm, ``stretch``× longer along
+    the direction ``angle`` radians from the vertical."""
+    from scipy import fft
+
+    c, s = np.cos(angle), np.sin(angle)
+    r = np.sqrt((c * fx - s * fy) ** 2 + ((s * fx + c * fy) * stretch) ** 2)
+    g = np.where((r > lo) & (r < hi), np.maximum(r, lo) ** (-beta / 2), 0.0).astype(np.float32)
+    out = fft.irfft2(spec * g, s=(spec.shape[1], spec.shape[1]), workers=1)
+    return out / (out.std(axis=(1, 2), keepdims=True) + 1e-6)
+
+
+def texture_bank(rng: np.random.Generator, n: int, size: int = 384, mm_per_px: float = 1 / 3) -> torch.Tensor:
+    """Trabecular texture fields [n, 1, size, size] around 1.0 (128 mm across).
+
+    Trabeculae are thin bright struts: the zero-crossings of vertically elongated
+    band-limited noise (a ridge network running along the load axis), on a
+    coarse mottle of marrow density.
+    """
+    from scipy import fft
+
+    spec = fft.rfft2(rng.standard_normal((n, size, size)).astype(np.float32), workers=1)
+    fy = np.fft.fftfreq(size, d=mm_per_px)[:, None]
+    fx = np.fft.rfftfreq(size, d=mm_per_px)[None, :]
+    # Struts along the load axis, and a weaker family crossing them obliquely (the stress-line lattice).
+    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.3, 1.2) / _STRUT_WIDTH) ** 2)
+    struts = struts + 0.6 * np.exp(-(_noise_field(spec[:, ::-1], fx, fy, 2.0, _STRUT_STRETCH / 2, 0.3, 1.2,
+                                                  0.6) / _STRUT_WIDTH) ** 2)
+    mottle = np.tanh(_noise_field(spec[::-1], fx, fy, 2.5, 1.0, 0.03, 0.3))
+    tex = 1.0 + _STRUT_AMP * (struts - struts.mean()) + _MOTTLE_AMP * mottle
+    return torch.from_numpy(tex.astype(np.float32)[:, None])
+
+
+def sample_film(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    """Per-film processing [n] each, from the style's own stream (the cohort's draws stay the schematic's)."""
+    return {
+        "f_blur": rng.uniform(0.35, 0.95, n),
+        "f_usm": rng.uniform(0.1, 0.5, n),           # unsharp-mask gain of the film's processing
+        "f_usm_sigma": rng.uniform(3.0, 8.0, n),     # px at 224
+        "f_noise": rng.uniform(0.006, 0.03, n),
+        "f_level": rng.normal(0.60, 0.065, n).clip(0.4, 0.8),   # displayed median (the film's window)
+        "f_width": rng.lognormal(0.0, 0.15, n),                 # ... and its contrast around it
+        "f_sat": rng.uniform(0.1, 0.5, n),           # film saturation: how much the bone is compressed
+        "f_dy": rng.normal(0.0, 4.0, n),             # crop centring (mm): added to the acquisition's
+        "f_flat": rng.uniform(0.3, 0.9, n),
+        "f_tilt": rng.normal(0.0, 0.08, n),          # exposure falling off across the film (x)         # large-scale flattening (dynamic range compression)
+    }
+
+
+def _window(v: torch.Tensor, level: np.ndarray, width: np.ndarray) -> torch.Tensor:
+    """Display window [B,H,W] -> [0, 1]: each film's quantiles _WINDOW_Q mapped piecewise-linearly
+    to its displayed values (median ``level``, spread about it scaled by ``width``)."""
+    b = len(v)
+    q = v[:, ::3, ::3].flatten(1).sort(dim=1).values          # every 9th pixel is plenty for the window
+    m = q.shape[1] - 1
+    src = q[:, [int(round(p * m)) for p in _WINDOW_Q]]        # [B, K]
+    dst = level[:, None] + width[:, None] * np.asarray(_WINDOW_OFF)[None]
+    dst = torch.as_tensor(dst, dtype=torch.float32).clamp(0.0, 1.0)
+    out = dst[:, :1].reshape(b, 1, 1).expand_as(v).clone()
+    for i in range(len(_WINDOW_Q) - 1):
+        lo, hi = src[:, i].reshape(b, 1, 1), src[:, i + 1].reshape(b, 1, 1)
+        t = ((v - lo) / (hi - lo).clamp_min(1e-6)).clamp(0, 1)
+        out = out + t * (dst[:, i + 1] - dst[:, i]).reshape(b, 1, 1)
+    below = (v - src[:, :1].reshape(b, 1, 1)).clamp(max=0.0)
+    above = (v - src[:, -1:].reshape(b, 1, 1)).clamp(min=0.0)
+    return out + 0.5 * (below + above)                        # the tails keep a little slope
+
+
+def _lowpass(v: torch.Tensor, pool: int, sigma: float = 2.5) -> torch.Tensor:
+    """Large-scale brightness [B,H,W] (σ ≈ pool·sigma px): pooled, blurred and brought back up."""
+    small = F.avg_pool2d(v[:, None], pool, ceil_mode=True)[:, 0]
+    small = gaussian_blur(small, np.full(len(v), sigma), radius=int(3 * sigma))
+    return F.interpolate(small[:, None], size=v.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
+
+def develop(att: torch.Tensor, y_mm: torch.Tensor, acq: dict, noise_rng: np.random.Generator) -> torch.Tensor:
+    """Attenuation [B,H,W] -> displayed film [B,H,W] in [0, 1] (bone bright)."""
+    size = att.shape[-1]
+    s = size / 224.0
+    across = (torch.arange(size, dtype=torch.float32) / (size - 1) - 0.5).reshape(1, 1, -1)
+    att = att * (1 + col(acq["heel"]) * y_mm / 60.0 + col(acq["f_tilt"]) * across)
+    v = 1 - torch.exp(-col(acq["f_sat"] * acq["exposure"]) * att)   # mild saturation: bone texture stays
+    v = gaussian_blur(v, acq["f_blur"] * s)
+    # Unsharp masking (as film digitisers and PACS apply): crisp cortices, flattened background.
+    base = gaussian_blur(v, acq["f_usm_sigma"] * s, radius=max(4, int(round(24 * s))))
+    v = v + col(acq["f_usm"]) * (v - base)
+    v = v - col(acq["f_flat"]) * _lowpass(v, max(2, int(round(8 * s))))
+    # Detector noise, relative to the film's range (grows with signal).
+    g = torch.from_numpy(noise_rng.standard_normal(v.shape).astype(np.float32))
+    span = v.amax((1, 2), keepdim=True) - v.amin((1, 2), keepdim=True)
+    v = v + g * col(acq["f_noise"]) * (0.5 + v.clamp(0, 1).sqrt()) * span
+    return _window(v, acq["f_level"], acq["f_width"])
