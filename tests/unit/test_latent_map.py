@@ -242,6 +242,10 @@ def test_build_latent_map_table_and_cache_hit_without_refit(tiny_cohort, tiny_ck
     assert "landmarks" not in r.table.columns and "cluster" not in r.table.columns
     assert (r.table.row.to_numpy() == np.arange(n)).all()
     assert r.table.kl.dtype == "Int64" and r.table.pred_kl.isin([0, 1, 2, 3, 4]).all()
+    # one KL probe: the map names the grade the interpolation and sampling pages name for the same knee
+    from oaviz.services.kl_probe import cohort_latents, kl_probe
+    probe = kl_probe(vae, cohort)
+    np.testing.assert_array_equal(r.table.pred_kl.to_numpy(int), probe.predict(cohort_latents(vae, cohort)))
     np.testing.assert_allclose(r.table[["x", "y"]].to_numpy(), r.projector.embedding_)
     assert len(r.structure) == 8 and r.timings["total_s"] > 0
 
