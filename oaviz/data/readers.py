@@ -119,6 +119,11 @@ def read_dicom_bytes(data: bytes, where: str) -> RawImage:
         raise DataError(f"expected a single-frame greyscale DICOM, got pixel array {arr.shape}", where)
     arr = np.asarray(apply_modality_lut(arr, ds), dtype=np.float32)
     steps.append("modality LUT")
+    if not np.isfinite(arr).all() or float(arr.max()) == float(arr.min()):
+        # e.g. RescaleSlope 0, NaN or inf: a blank or non-finite image, not a radiograph
+        raise DataError(f"pixel values are {'not finite' if not np.isfinite(arr).all() else 'all equal'} after the "
+                        f"modality LUT (RescaleSlope {ds.get('RescaleSlope', 1)!s}, "
+                        f"RescaleIntercept {ds.get('RescaleIntercept', 0)!s})", where)
     if "WindowCenter" in ds or "VOILUTSequence" in ds:
         arr = np.asarray(apply_voi_lut(arr, ds, prefer_lut=True), dtype=np.float32)
         steps.append("VOI LUT")
@@ -141,6 +146,7 @@ def read_dicom_bytes(data: bytes, where: str) -> RawImage:
         "photometric": photometric,
         "StudyDescription": str(ds.get("StudyDescription", "")),
         "SeriesDescription": str(ds.get("SeriesDescription", "")),
+        "where": where,
     }
     return RawImage(arr, source="dicom", pixel_spacing_mm=spacing, spacing_tag=tag, header=header, steps=steps)
 
@@ -160,11 +166,22 @@ def _laterality(ds) -> str:
 
 
 # ----------------------------------------------------------------- preprocessing
-def resample(img: np.ndarray, spacing_mm: float, target_mm: float) -> np.ndarray:
-    """Resize so one pixel is ``target_mm`` (area-averaging when shrinking)."""
+MAX_RESAMPLED_PIXELS = 16_000_000   # 4000 × 4000 at the target spacing: a 40 cm film at 0.1 mm
+
+
+def resample(img: np.ndarray, spacing_mm: float, target_mm: float, where: str = "image") -> np.ndarray:
+    """Resize so one pixel is ``target_mm`` (area-averaging when shrinking).
+
+    The output size is checked before anything is allocated: a header whose pixel spacing is
+    absurd (a 131 KB file declaring 100 mm pixels would ask for gigabytes) is a DataError."""
+    if not (np.isfinite(spacing_mm) and spacing_mm > 0 and np.isfinite(target_mm) and target_mm > 0):
+        raise DataError(f"pixel spacing {spacing_mm!r} mm → {target_mm!r} mm is not a positive number", where)
     factor = spacing_mm / target_mm
     h, w = img.shape
     nh, nw = max(1, int(round(h * factor))), max(1, int(round(w * factor)))
+    if nh * nw > MAX_RESAMPLED_PIXELS:
+        raise DataError(f"resampling {w}×{h} pixels of {spacing_mm:g} mm to {target_mm:g} mm would make "
+                        f"{nw}×{nh}, over the {MAX_RESAMPLED_PIXELS:,}-pixel limit (implausible pixel spacing?)", where)
     if (nh, nw) == (h, w):
         return img
     resample_filter = Image.Resampling.BOX if factor < 1 else Image.Resampling.BILINEAR
@@ -207,7 +224,7 @@ def preprocess_dicom(raw: RawImage, size: int, spacing_mm: float = 0.4) -> tuple
     """DICOM pipeline after decoding: resample to spacing, central ROI crop, 1–99 % normalisation."""
     img, steps = raw.pixels, list(raw.steps)
     if raw.pixel_spacing_mm:
-        img = resample(img, raw.pixel_spacing_mm, spacing_mm)
+        img = resample(img, raw.pixel_spacing_mm, spacing_mm, raw.header.get("where", "DICOM"))
         steps.append(f"resampled {raw.pixel_spacing_mm:.4g} → {spacing_mm} mm from {raw.spacing_tag}")
     else:
         steps.append("no pixel spacing in header: not resampled")

@@ -290,3 +290,24 @@ def test_kl_folders_never_read_a_file_through_a_folder_symlink_that_leads_outsid
     reasons = {w.split("/")[-1]: r for w, r in rep.skipped}
     assert "outside the source folder" in reasons["secret.png"]
     assert "train/4/secret" not in set(load_cohort(rep.out).metadata.image_id)
+
+
+def test_an_absurd_pixel_spacing_is_refused_before_anything_is_allocated(tmp_path):
+    """A small DICOM declaring 100 mm pixels asked the resampler for tens of GB; now a DataError."""
+    from oaviz.data.readers import MAX_RESAMPLED_PIXELS, preprocess_dicom, read_image
+
+    f = write_dicom(tmp_path / "huge.dcm", phantom(300, 260), spacing=("PixelSpacing", 100.0))
+    raw = read_image(f)
+    with pytest.raises(DataError, match=r"huge\.dcm: resampling 260×300 pixels of 100 mm to 0\.4 mm would make "
+                                        r"65000×75000, over the 16,000,000-pixel limit"):
+        preprocess_dicom(raw, 224, 0.4)
+    assert MAX_RESAMPLED_PIXELS == 16_000_000
+
+
+@pytest.mark.parametrize("slope", [0.0, float("nan"), float("inf")])
+def test_a_rescale_slope_that_blanks_the_image_is_a_data_error(tmp_path, slope):
+    from oaviz.data.readers import read_image
+
+    f = write_dicom(tmp_path / "s.dcm", phantom(40, 40), rescale=(slope, 0.0))
+    with pytest.raises(DataError, match=r"s\.dcm: pixel values are (not finite|all equal) after the modality LUT"):
+        read_image(f)
