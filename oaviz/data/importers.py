@@ -175,6 +175,48 @@ def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwr
 
 
 # ----------------------------------------------------------------- NPZ (MedMNIST)
+MAX_NPZ_BYTES = 1 << 30   # what an npz's arrays may decompress to, read from their headers before loading
+
+
+def npz_headers(src: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """{array name: (shape, dtype)} of an .npz, read from each member's .npy header without
+    decompressing the data; DataError for a file that is not a zip of .npy arrays."""
+    import zipfile
+
+    out = {}
+    try:
+        with zipfile.ZipFile(src) as z:
+            for info in z.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        raise ValueError(f"'{info.filename}' is .npy format {version}, not 1.0 or 2.0")
+                    shape, _, dtype = read(f)
+                out[info.filename[:-4]] = (tuple(int(d) for d in shape), np.dtype(dtype))
+    except FileNotFoundError:
+        raise DataError("file not found", src) from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+        raise DataError(f"not a readable .npz ({type(e).__name__}: {e})", src) from None
+    return out
+
+
+def _check_npz_sizes(src: Path, headers: dict) -> None:
+    """Refuse an npz whose arrays are not plain numbers or would decompress past MAX_NPZ_BYTES."""
+    total = 0
+    for name, (shape, dtype) in headers.items():
+        if dtype.kind not in "biuf" or dtype.fields is not None:
+            raise DataError(f"array '{name}' has dtype {dtype}; only plain numbers are read (no pickled objects, "
+                            f"no records)", src)
+        total += int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if total > MAX_NPZ_BYTES:
+        raise DataError(f"the arrays would decompress to {total / 2**30:.1f} GiB, over the "
+                        f"{MAX_NPZ_BYTES / 2**30:.0f} GiB limit", src)
+
+
 def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, overwrite: bool = False,
                class_names: list[str] | None = None, seed: int = 0) -> ImportReport:
     """MedMNIST-style ``{split}_images`` / ``{split}_labels``; any number of classes.
@@ -184,6 +226,7 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
     src = Path(src)
     if labels_are not in ("kl", "other"):
         raise DataError(f"labels_are must be 'kl' or 'other', got {labels_are!r}")
+    _check_npz_sizes(src, npz_headers(src))   # from the headers, before any array is decompressed
     try:
         npz = np.load(src, allow_pickle=False)
     except FileNotFoundError:
@@ -216,10 +259,9 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
             if labels_are == "kl" and ((y < 0) | (y > 4)).any():
                 bad = int(y[(y < 0) | (y > 4)][0])
                 raise DataError(f"KL grade {bad} outside 0–4 in '{s}_labels'", src)
-            x = x.astype(np.float32)
-            top = 255.0 if x.max() > 1.0 else 1.0
-            for i in range(len(x)):
-                im = x[i] / top
+            top = 255.0 if float(x.max()) > 1.0 else 1.0
+            for i in range(len(x)):   # one image at a time: no float32 copy of the whole split
+                im = x[i].astype(np.float32) / top
                 if size and im.shape != (size, size):
                     im = resize_square(im, size)
                 images.append(to_uint8(im))

@@ -311,3 +311,32 @@ def test_a_rescale_slope_that_blanks_the_image_is_a_data_error(tmp_path, slope):
     f = write_dicom(tmp_path / "s.dcm", phantom(40, 40), rescale=(slope, 0.0))
     with pytest.raises(DataError, match=r"s\.dcm: pixel values are (not finite|all equal) after the modality LUT"):
         read_image(f)
+
+
+def _npz_with_header_only(path, name, shape, dtype="|u1"):
+    """An .npz whose member declares ``shape`` but carries no data (what a zip bomb looks like to the reader)."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr(f"{name}.npy", buf.getvalue())
+        lab = io.BytesIO()
+        np.save(lab, np.zeros(2, np.int64))
+        z.writestr("train_labels.npy", lab.getvalue())
+    return path
+
+
+def test_npz_sizes_and_dtypes_are_checked_from_the_headers_before_loading(tmp_path):
+    bomb = _npz_with_header_only(tmp_path / "bomb.npz", "train_images", (200_000, 224, 224))
+    assert bomb.stat().st_size < 2_000
+    with pytest.raises(DataError, match=r"bomb\.npz: the arrays would decompress to 9\.3 GiB, over the 1 GiB limit"):
+        import_npz(bomb, tmp_path / "o")
+    rec = _npz_with_header_only(tmp_path / "rec.npz", "train_images", (2, 4, 4), dtype=[("a", "<f4"), ("b", "<i2")])
+    with pytest.raises(DataError, match=r"rec\.npz: array 'train_images' has dtype .* only plain numbers"):
+        import_npz(rec, tmp_path / "o")
+    (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match=r"junk\.npz: not a readable \.npz"):
+        import_npz(tmp_path / "junk.npz", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
