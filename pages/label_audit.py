@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from oaviz.services.exports import csv_bytes
 from oaviz.errors import ConfigError, DataError
 from oaviz.services.probe_lab import corrected_labels
 from oaviz.ui import cached, layout, state
@@ -75,5 +76,5 @@ if b[2].button("Set this grade", key="audit.set", icon=":material/edit:"):
     st.rerun()
 
 out = corrected_labels(cohort, changes)
-b[3].download_button(f"Export corrected labels ({int(out['changed'].sum())} changed)", out.to_csv(index=False).encode(),
+b[3].download_button(f"Export corrected labels ({int(out['changed'].sum())} changed)", csv_bytes(out),
                      "corrected_labels.csv", "text/csv", icon=":material/download:", key="audit.export")

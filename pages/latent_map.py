@@ -5,6 +5,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.services.exports import csv_bytes
 from oaviz.errors import ConfigError, DataError
 from oaviz.services.latent_map import decode_at, neighbours, selection_stats
 from oaviz.ui import cached, layout, state
@@ -86,7 +87,7 @@ with right:
         st.dataframe(mix, hide_index=True, width="stretch",
                      column_config={"percent": st.column_config.NumberColumn(format="%.0f%%")})
         st.image(to_uint8(stats.mean_image), caption="mean image of the selection", width=220)
-        st.download_button("Export the selection (CSV)", stats.table.to_csv(index=False).encode(),
+        st.download_button("Export the selection (CSV)", csv_bytes(stats.table),
                            "selection.csv", "text/csv", icon=":material/download:", key="map.export")
     elif len(rows) == 1:
         st.session_state[state.MAP_DETAIL] = rows[0]

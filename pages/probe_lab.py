@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from oaviz.services.exports import csv_bytes
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.hierarchy import dual_head_checkpoints
@@ -95,9 +96,9 @@ with tab_grid:
                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in wide.columns
                                     if c.endswith("%")})
         d = st.columns(2)
-        d[0].download_button("Results (tidy CSV)", full.to_csv(index=False).encode(), "probe_results.csv",
+        d[0].download_button("Results (tidy CSV)", csv_bytes(full), "probe_results.csv",
                              "text/csv", icon=":material/download:", key="probe.dl.results")
-        d[1].download_button("Summary (mean ± std CSV)", summary.to_csv(index=False).encode(), "probe_summary.csv",
+        d[1].download_button("Summary (mean ± std CSV)", csv_bytes(summary), "probe_summary.csv",
                              "text/csv", icon=":material/download:", key="probe.dl.summary")
 
         st.markdown("**End-to-end CNN on the same labels** (trained from scratch for every cell: a job; every "

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from oaviz.services.exports import csv_bytes
 from oaviz.services.reconstructions import report_summary, window_level
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import overlay, to_uint8, zoom
@@ -79,5 +80,5 @@ for i, (_, r) in enumerate(shown.iterrows()):
     cols[3].markdown(f"`{r['image_id']}` · KL {kl}\n\nMSE {r['mse']:.4f} · PSNR {r['psnr']:.1f} dB · "
                      f"SSIM {r['ssim']:.3f}{jsw}")
 
-st.download_button("Download the quality table (CSV)", view.to_csv(index=False).encode(), "reconstructions.csv",
+st.download_button("Download the quality table (CSV)", csv_bytes(view), "reconstructions.csv",
                    "text/csv", icon=":material/download:")

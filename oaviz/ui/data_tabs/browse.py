@@ -7,6 +7,7 @@ import functools
 import pandas as pd
 import streamlit as st
 
+from oaviz.services.exports import csv_bytes
 from oaviz.data.cohort import KL_GRADES, SPLITS, Cohort
 from oaviz.services import cohorts
 from oaviz.ui import loaders, plots, state
@@ -136,5 +137,5 @@ def browse(cohort: Cohort) -> None:
     st.dataframe(table, key=state.DATA_TABLE, on_select=functools.partial(_table_selected, tuple(rows.index)),
                  selection_mode="single-row", height=320,
                  column_config=TABLE_COLUMNS)
-    st.download_button("Download these rows (CSV)", table.to_csv().encode(), file_name=f"{cohort.name}-rows.csv",
+    st.download_button("Download these rows (CSV)", csv_bytes(table, index=True), file_name=f"{cohort.name}-rows.csv",
                        mime="text/csv", icon=":material/download:")
