@@ -147,9 +147,13 @@ def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwr
             raise DataError(f"manifest is missing column {c!r} (has {list(table.columns)})", manifest)
     root = manifest.parent
     col = Collector(on_error)
+    first_row: dict[str, int] = {}
     for i, r in table.iterrows():
         where = f"{manifest}:row {i + 2}"
         try:
+            if r["path"] in first_row:   # the image id: one duplicate row must not sink the whole import
+                raise DataError(f"duplicate of row {first_row[r['path']]} (same path {r['path']!r})", where)
+            first_row[r["path"]] = i + 2
             kl = _kl_value(r["kl"], where)
             f = _inside(root, r["path"], where)
             raw = read_image(f)

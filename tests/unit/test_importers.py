@@ -340,3 +340,14 @@ def test_npz_sizes_and_dtypes_are_checked_from_the_headers_before_loading(tmp_pa
     with pytest.raises(DataError, match=r"junk\.npz: not a readable \.npz"):
         import_npz(tmp_path / "junk.npz", tmp_path / "o")
     assert not (tmp_path / "o").exists()
+
+
+def test_one_duplicate_manifest_row_is_skipped_not_fatal(tmp_path):
+    png(tmp_path / "a.png", np.full((40, 50), 120, np.uint8))
+    png(tmp_path / "b.png", np.full((40, 50), 60, np.uint8))
+    man = tmp_path / "m.csv"
+    pd.DataFrame({"path": ["a.png", "b.png", "a.png"], "kl": [0, 2, 3]}).to_csv(man, index=False)
+    rep = import_csv(man, tmp_path / "o", size=32)
+    assert rep.n_imported == 2
+    assert rep.skipped == [(f"{man}:row 4", "duplicate of row 2 (same path 'a.png')")]
+    assert load_cohort(rep.out).metadata.set_index("image_id").loc["a.png", "kl"] == 0   # the first row wins
