@@ -260,3 +260,22 @@ def test_import_job_runs_the_real_command_and_reports_its_error(tmp_path):
     assert bad_done.status == "failed" and bad_done.exit_code == 2
     assert "bad.npz" in bad_done.error["message"]  # the command's one-line DataError, from the log
     assert not (tmp_path / "cohorts" / "bad").exists()
+
+
+def test_a_job_that_wrote_nothing_is_not_finished_because_an_older_output_exists(tmp_path):
+    """Seen from another server process (no exit code): a second `oaviz synth` to an existing cohort exits 2
+    and writes nothing; the old folder of that name must not make it read as finished."""
+    out = tmp_path / "cohorts" / "same"
+    out.mkdir(parents=True)
+    old = time.time() - 3600
+    os.utime(out, (old, old))
+    run = tmp_path / "runs" / "synth-again"
+    job = jobs.start_command([sys.executable, "-c", "import sys; sys.exit(2)"], run, kind="synth",
+                             output=out, expects_events=False)
+    proc = jobs._PROCS.pop(str(run))          # as another process would: no Popen handle, no exit code
+    proc.wait()
+    state = jobs.read_job(run)
+    assert state.exit_code is None and state.status == "failed", state
+    os.utime(out, None)                       # an output written while the job ran counts
+    assert jobs.read_job(run).status == "finished"
+    assert job.output == str(out)

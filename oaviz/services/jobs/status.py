@@ -4,7 +4,8 @@ Status rules, in order: ``cancelled`` when job.json says so; ``finished`` /
 ``failed`` from an end / error event; ``running`` while the process lives;
 otherwise the exit code decides (0 → finished) and, when it is unknown, a job
 that promised events but wrote no end event has ``failed`` (it crashed or was
-killed), while one without events is ``finished`` only if its output exists.
+killed), while one without events is ``finished`` only if its output exists and
+was written after the job started.
 A run started from the command line (no job.json, so no pid) counts as running
 while its events keep coming.
 """
@@ -121,7 +122,7 @@ def read_job(run_dir: str | os.PathLike, now: float | None = None) -> Job:
         expects_events = info.get("expects_events", True)
         if job.exit_code == 0 and not expects_events:
             job.status, job.progress, job.message = "finished", 1.0, "finished"
-        elif job.exit_code is None and not expects_events and job.output and Path(job.output).exists():
+        elif job.exit_code is None and not expects_events and _written_by(job):
             job.status, job.progress, job.message = "finished", 1.0, "finished"
         else:
             job.status = "failed"
@@ -130,6 +131,16 @@ def read_job(run_dir: str | os.PathLike, now: float | None = None) -> Job:
     if job.status in ("failed", "cancelled"):
         job.eta_s = None
     return job
+
+
+def _written_by(job: Job) -> bool:
+    """The job's output exists and was written after the job started: an older folder of the same name
+    (a second `oaviz synth` to an existing cohort exits 2 and writes nothing) is not this job's result."""
+    if not job.output or not Path(job.output).exists():
+        return False
+    if job.started is None:
+        return True
+    return Path(job.output).stat().st_mtime >= float(job.started) - 1.0   # 1 s: coarse file-system clocks
 
 
 def _cli_argv(run_dir: Path) -> list[str]:
