@@ -236,7 +236,7 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
     except FileNotFoundError:
         raise DataError("file not found", src) from None
     except (ValueError, OSError) as e:
-        raise DataError(f"not a readable .npz without pickled objects ({e})", src) from None
+        raise DataError(f"not a readable .npz ({type(e).__name__}: {e})", src) from None
     with npz:
         splits = [s for s in ("train", "val", "test") if f"{s}_images" in npz.files]
         if not splits:
@@ -245,10 +245,10 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
         for s in splits:
             if f"{s}_labels" not in npz.files:
                 raise DataError(f"'{s}_images' has no matching '{s}_labels'", src)
-            try:  # arrays load lazily: an object array fails here, not at np.load
+            try:  # arrays load lazily (object arrays were refused from the headers above)
                 x, y = npz[f"{s}_images"], npz[f"{s}_labels"]
-            except ValueError as e:
-                raise DataError(f"'{s}' arrays hold pickled objects, which are never loaded ({e})", src) from None
+            except Exception as e:  # noqa: BLE001  (truncated member, bad CRC, unsupported compression, …)
+                raise as_data_error(e, f"{src}: '{s}' arrays") from None
             if x.ndim == 4 and x.shape[-1] in (1, 3):
                 x = x[..., 0] if x.shape[-1] == 1 else (x[..., :3].astype(np.float32) @ [0.299, 0.587, 0.114])
             if x.ndim != 3:

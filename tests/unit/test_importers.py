@@ -351,3 +351,20 @@ def test_one_duplicate_manifest_row_is_skipped_not_fatal(tmp_path):
     assert rep.n_imported == 2
     assert rep.skipped == [(f"{man}:row 4", "duplicate of row 2 (same path 'a.png')")]
     assert load_cohort(rep.out).metadata.set_index("image_id").loc["a.png", "kl"] == 0   # the first row wins
+
+
+def test_a_truncated_npz_member_is_reported_as_such_not_as_pickled_objects(tmp_path):
+    import io
+    import zipfile
+
+    full = io.BytesIO()
+    np.save(full, np.zeros((4, 16, 16), np.uint8))
+    lab = io.BytesIO()
+    np.save(lab, np.zeros(4, np.int64))
+    p = tmp_path / "cut.npz"
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr("train_images.npy", full.getvalue()[:-100])     # the header is whole, the data is not
+        z.writestr("train_labels.npy", lab.getvalue())
+    with pytest.raises(DataError, match=r"cut\.npz: 'train' arrays: could not read it \(") as e:
+        import_npz(p, tmp_path / "o")
+    assert "pickle" not in str(e.value)
