@@ -79,6 +79,7 @@ def training_form() -> None:
         try:
             job = job_service.start_training(model, cohort, preset=preset, epochs=int(epochs), device=device,
                                              max_images=max_images)
+            state.own_job(str(job.run_dir))
             state.flash("success", f"Started **{job.name}**: its progress is below.")
             st.rerun()
         except DataError as e:
@@ -95,7 +96,10 @@ def _use_checkpoint(job: job_service.Job) -> None:
 def jobs() -> None:
     st.subheader("Jobs", anchor=False)
     show_all = st.toggle("Show all jobs (not only the latest 8)", key=state.MODELS_SHOW_ALL_JOBS)
-    jobs_panel.live_jobs(lambda: job_service.list_jobs(limit=None if show_all else 8), key="models",
+    # the public demo lists a visitor's own jobs only; elsewhere every job of this server
+    jobs_panel.live_jobs(lambda: [j for j in job_service.list_jobs(limit=None)
+                                  if not demo_mode() or state.owns_job(str(j.run_dir))][:None if show_all else 8],
+                         key="models",
                          empty="No jobs yet: start one above, or run `oaviz train …` in a terminal.",
                          on_done=_use_checkpoint)
 

@@ -14,6 +14,7 @@ import streamlit as st
 
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
+from oaviz.ui.demo import demo_mode
 from oaviz.ui import loaders, plots, state
 from oaviz.ui.layout import format_seconds
 
@@ -44,8 +45,9 @@ def job_card(job: job_service.Job, *, show_curve: bool = True, on_done: Callable
             frac = job.progress if job.progress is not None else 0.0
             eta = f" · ETA {format_seconds(job.eta_s)}" if job.eta_s is not None else ""
             st.progress(frac, text=f"{frac:.0%}{eta}" if job.progress is not None else "starting…")
-            st.button("Cancel", key=state.cancel_key(job.name), icon=":material/stop_circle:",
-                      on_click=_cancel, args=(str(job.run_dir),))
+            if not demo_mode() or state.owns_job(str(job.run_dir)):   # a visitor cancels only their own
+                st.button("Cancel", key=state.cancel_key(job.name), icon=":material/stop_circle:",
+                          on_click=_cancel, args=(str(job.run_dir),))
         elif job.status == "failed" and job.error:
             st.error(f"**{job.error.get('type', 'Error')}**: {job.error.get('message', '')}", icon=":material/error:")
         elif job.status == "finished" and on_done is not None:

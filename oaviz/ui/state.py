@@ -119,8 +119,22 @@ def take_flash() -> tuple[str, str] | None:
     return st.session_state.pop(FLASH, None)
 
 
+OWN_JOBS = "jobs.own"                      # set[str]: run folders of every job this session started
+
+
+def own_job(run_dir: str) -> None:
+    """Record that this session started the job in ``run_dir`` (in the public demo a visitor sees and
+    cancels only these)."""
+    st.session_state.setdefault(OWN_JOBS, set()).add(str(run_dir))
+
+
+def owns_job(run_dir: str) -> bool:
+    return str(run_dir) in st.session_state.get(OWN_JOBS, set())
+
+
 def remember_job(key: str, run_dir: str) -> None:
-    """Add a run folder to a page's list of jobs (newest first, no duplicates)."""
+    """Add a run folder to a page's list of jobs (newest first, no duplicates); this session owns it."""
+    own_job(run_dir)
     jobs = [j for j in st.session_state.get(key, []) if j != run_dir]
     st.session_state[key] = [run_dir, *jobs][:20]
 

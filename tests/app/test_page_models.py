@@ -162,3 +162,31 @@ def test_demo_mode_caps_training(open_page, home, monkeypatch):
     preview = next(c.value for c in at.code if "--run-dir" in c.value)
     assert f"--max-images {DEMO_MAX_TRAIN_IMAGES}" in preview
     assert str(home) not in preview  # no server paths in demo mode
+
+
+def test_demo_visitors_see_and_cancel_only_their_own_jobs(home, monkeypatch):
+    """Two visitors of a public demo: B does not see A's running job (nor its Cancel button); A does."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.app.conftest import REPO
+
+    monkeypatch.setenv("OAVIZ_DEMO", "1")
+    run = home / "runs" / "a-visitors-job"
+    job = jobs.start_command([sys.executable, "-c", "import time; time.sleep(60)"], run, kind="train",
+                             title="A's training", expects_events=False)
+    try:
+        def visitor(owned):
+            at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+            if owned:
+                at.session_state["jobs.own"] = {str(run)}
+            at.run()
+            at.switch_page(PAGE).run()
+            assert not at.exception, [e.value for e in at.exception]
+            titles = " ".join(m.value for m in at.markdown)
+            cancels = [b for b in at.button if b.label == "Cancel"]
+            return "A's training" in titles, len(cancels)
+
+        assert visitor(owned=False) == (False, 0)
+        assert visitor(owned=True) == (True, 1)
+    finally:
+        jobs.cancel(job.run_dir)
