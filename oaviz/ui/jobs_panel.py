@@ -14,7 +14,7 @@ import streamlit as st
 
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, redact
 from oaviz.ui import loaders, plots, state
 from oaviz.ui.layout import format_seconds
 
@@ -49,7 +49,8 @@ def job_card(job: job_service.Job, *, show_curve: bool = True, on_done: Callable
                 st.button("Cancel", key=state.cancel_key(job.name), icon=":material/stop_circle:",
                           on_click=_cancel, args=(str(job.run_dir),))
         elif job.status == "failed" and job.error:
-            st.error(f"**{job.error.get('type', 'Error')}**: {job.error.get('message', '')}", icon=":material/error:")
+            st.error(f"**{job.error.get('type', 'Error')}**: {redact(job.error.get('message', ''))}",
+                     icon=":material/error:")
         elif job.status == "finished" and on_done is not None:
             on_done(job)
         if show_curve and job.kind == "train":
@@ -59,8 +60,9 @@ def job_card(job: job_service.Job, *, show_curve: bool = True, on_done: Callable
                 st.plotly_chart(plots.loss_figure(steps, epochs), key=state.loss_chart_key(job.name),
                                 config={"displayModeBar": False})
         with st.expander("Command and log"):
-            st.code(job.command or "# this run folder does not record its command", language="bash", wrap_lines=True)
-            tail = job_service.log_tail(job.run_dir, 30)
+            st.code(redact(job.command) or "# this run folder does not record its command", language="bash",
+                    wrap_lines=True)
+            tail = redact(job_service.log_tail(job.run_dir, 30))
             st.code(tail or "(no output yet)", language=None)
 
 

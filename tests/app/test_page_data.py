@@ -136,6 +136,9 @@ def test_demo_mode_hides_server_paths(open_page, monkeypatch):
     at.session_state["data.tab"] = "Cohort card"
     at.run()
     assert not any(c.value.startswith("Folder:") for c in at.caption)
+    from oaviz.paths import home
+    shown = " ".join(str(t.value) for t in at.table) + " ".join(str(d.proto) for d in at.get("download_button"))
+    assert str(home()) not in shown                  # no server path in the card or its download
 
 
 def test_large_generation_runs_as_a_job(open_page, app_home, tmp_path, monkeypatch):

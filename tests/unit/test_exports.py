@@ -23,3 +23,18 @@ def test_index_and_column_names_are_defused_too():
     df = pd.DataFrame({"=bad": ["ok"]}, index=["=idx"])
     text = csv_bytes(df, index=True).decode()
     assert "'=bad" in text and "'=idx" in text and "\n=" not in text and not text.startswith("=")
+
+
+def test_demo_redaction_hides_server_paths(monkeypatch, tmp_path):
+    from oaviz.paths import REPO_ROOT, home
+    from oaviz.ui.demo import redact
+
+    text = f"oaviz train beta_vae --data {home()}/cohorts/knee --out {REPO_ROOT}/runs/x"
+    monkeypatch.delenv("OAVIZ_DEMO", raising=False)
+    assert redact(text) == text                                   # outside the demo: unchanged
+    monkeypatch.setenv("OAVIZ_DEMO", "1")
+    assert redact(text) == "oaviz train beta_vae --data <data>/cohorts/knee --out <app>/runs/x"
+    card = redact({"source": "kl-folders", "source_path": "/srv/knees/KneeXrayKL", "n": 3,
+                   "nested": {"path": "/srv/x/y", "note": f"{home()}/z"}})
+    assert card == {"source": "kl-folders", "source_path": "KneeXrayKL", "n": 3,
+                    "nested": {"path": "y", "note": "<data>/z"}}

@@ -10,7 +10,7 @@ import streamlit as st
 from oaviz.data.cohort import Cohort
 from oaviz.services import cohorts
 from oaviz.ui import loaders
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, redact
 
 
 def headline(cohort: Cohort) -> None:
@@ -46,7 +46,7 @@ def grades(cohort: Cohort) -> None:
 
 def card(cohort: Cohort) -> None:
     """The cohort card (cohort.json) as grouped tables, and the file to download."""
-    info = cohorts.cohort_card(cohort)
+    info = redact(cohorts.cohort_card(cohort))
     a, b = st.columns(2, gap="large")
     for col, group in ((a, "provenance"), (a, "counts"), (b, "images"), (b, "identity"), (b, "annotations"),
                        (a, "other")):
@@ -57,5 +57,5 @@ def card(cohort: Cohort) -> None:
                 st.table(pd.DataFrame({"value": [v for _, v in fields]}, index=[f for f, _ in fields]), border="horizontal", hide_header=True)
     if not demo_mode():
         st.caption(f"Folder: `{cohort.path}`")
-    st.download_button("Download cohort.json", json.dumps(cohort.info, indent=2), file_name=f"{cohort.name}-cohort.json",
+    st.download_button("Download cohort.json", json.dumps(redact(cohort.info), indent=2), file_name=f"{cohort.name}-cohort.json",
                        mime="application/json", icon=":material/download:")
