@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.services.measure import jsw_caption, measured_jsw
 from oaviz.ui import cached, layout, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
@@ -42,7 +43,9 @@ with tab_path:
         st.info("Upload a file for each knee chosen as an upload.")
     else:
         res = cached.interpolate(model_ref, cohort_ref, a, b, steps, path)
-        image_row(res.images, [f"t={t:.2f}\n{grade_caption(res.pred_kl, res.kl_probs, i)}" for i, t in enumerate(res.t)])
+        js = measured_jsw(res.images, cohort)
+        image_row(res.images, [f"t={t:.2f}\n{grade_caption(res.pred_kl, res.kl_probs, i)}\n{jsw_caption(js, i)}"
+                               for i, t in enumerate(res.t)])
         ratio = res.manifold_ratio
         m = st.columns(3)
         m[0].metric("Worst on-manifold ratio", f"{ratio.max():.2f}",
@@ -94,7 +97,9 @@ with tab_axis:
                     border=True)
         m[3].metric("This knee on the axis", f"{walk.position:+.2f} grades", border=True)
         st.image(to_uint8(walk.original), caption="the knee as the model sees it", width=160)
+        js = measured_jsw(walk.images, cohort)
         image_row(walk.images, [f"{g:+.1f} grade{'s' if abs(g) != 1 else ''}\n"
-                            f"{grade_caption(walk.pred_kl, walk.kl_probs, i)}" for i, g in enumerate(walk.grades)])
+                                f"{grade_caption(walk.pred_kl, walk.kl_probs, i)}\n{jsw_caption(js, i)}"
+                                for i, g in enumerate(walk.grades)])
         st.caption(f"Direction: {method}; removed nuisance directions: {', '.join(s.nuisance_names) or 'none'}; "
                    f"one grade = {s.grade_step:.2f} latent units.")

@@ -53,6 +53,9 @@ def test_interpolation_page_decodes_the_path_and_the_steps_slider_changes_it(ope
     _ok(at)
     n0 = len(at.image)
     assert n0 >= 8  # the default 8 steps
+    captions = [i.proto.imgs[0].caption for i in at.image]
+    measured = [c for c in captions if "JSW med " in c and c.endswith(" mm")]
+    assert len(measured) >= 8          # every decoded step shows the JSW measured on it
     assert any(m.label == "Worst on-manifold ratio" for m in at.metric)
     assert at.get("plotly_chart")
     at.slider(key="interp.steps").set_value(4).run()

@@ -224,3 +224,21 @@ def test_prototype_report(tiny_cohort, checkpoints, home):
     assert rep.table["size"].sum() == len(c) and rep.nearest_rows.shape == (4, 3)
     with pytest.raises(NotAPrototypeModel, match="a 'beta_vae' checkpoint has no prototypes; pick a vaesim checkpoint"):
         prototype_report(checkpoints["beta_vae"], c)
+
+
+def test_measured_jsw_on_shown_images_follows_the_truth_in_mm(tiny_cohort):
+    """The JSW a page prints under a generated image: landmark-free, in mm at the image's own size."""
+    from oaviz.data.transforms import resize_images
+    from oaviz.services.measure import images_pixel_mm, jsw_caption, measured_jsw
+
+    c = load_cohort(tiny_cohort)
+    x = resize_images(np.asarray(c.images), 64, 255.0)[:, 0].numpy()        # as a 64-px model would show them
+    assert images_pixel_mm(c, 32) == pytest.approx(c.info["pixel_spacing_mm"] * c.images.shape[-1] / 32)
+    assert images_pixel_mm(c, 64) == pytest.approx(c.info["pixel_spacing_mm"])
+    js = measured_jsw(x, c)
+    truth = c.metadata["jsw_mm"].to_numpy()
+    ok = np.isfinite(js.medial_mm)
+    assert ok.mean() > 0.8 and np.corrcoef(js.medial_mm[ok], truth[ok])[0, 1] > 0.8
+    assert jsw_caption(js, int(np.flatnonzero(ok)[0])).endswith(" mm") and "JSW med " in jsw_caption(js, 0)
+    assert measured_jsw(x, None).medial_mm[ok].size and np.isnan(measured_jsw(x, None).medial_mm).all()
+    assert jsw_caption(measured_jsw(x, None), int(np.flatnonzero(ok)[0])).endswith(" px")
