@@ -6,7 +6,7 @@ same way. Each panel measures a length with two clicks, in mm where the pixel sp
 px, and says which. The pixel work is in ``oaviz.ui.viewer_ops`` (pure, unit-tested).
 
 Widget keys derive from the ``key`` a page passes: ``{key}.preset``, ``{key}.window``, ``{key}.level``,
-``{key}.invert``, ``{key}.zoom``, ``{key}.cx``/``.cy``, ``{key}.beside`` and, per panel,
+``{key}.invert``, ``{key}.zoom``, ``{key}.cx``/``.cy``, ``{key}.beside.{row}`` (per cohort knee) and, per panel,
 ``{key}.chart.{id}`` (plotly selection) and ``{key}.measure.{id}`` (a ``viewer_ops.Measurement``).
 """
 
@@ -166,13 +166,13 @@ def cohort_knee_viewer(cohort: Cohort, row: int, key: str, *, overlay: tuple[str
     others = visits[visits["row"] != row]
     rows = [row]
     if len(others):
-        options = ["none", *(int(r) for r in others["row"])]
-        if st.session_state.get(f"{key}.beside") not in options:
+        options, beside_key = ["none", *(int(r) for r in others["row"])], f"{key}.beside.{row}"
+        if st.session_state.get(beside_key) not in options:  # a knee opens beside its prior visit
             prior = prior_visit(meta, row)
-            st.session_state[f"{key}.beside"] = "none" if prior is None else prior
+            st.session_state[beside_key] = "none" if prior is None else prior
         labels = {int(v["row"]): ("prior · " if v["visit_month"] < now else "follow-up · ") + _visit_label(v)
                   for _, v in others.iterrows()}
-        beside = st.segmented_control("Beside it", options, key=f"{key}.beside", format_func=lambda r: labels.get(
+        beside = st.segmented_control("Beside it", options, key=beside_key, format_func=lambda r: labels.get(
             r, "nothing"), help="Another visit of the same knee (subject and side), shown the same way.")
         rows += [int(beside)] if beside not in (None, "none") else []
     spacing = images_pixel_mm(cohort, cohort.images.shape[-1])
