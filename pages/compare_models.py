@@ -33,7 +33,7 @@ labels = {str(e.path): e.label for e in entries}
 paths = list(labels)
 first = default_pair(paths)
 
-c = st.columns([1.5, 1.5, 1, 1])
+c = st.columns([1.4, 1.4, 1.3, 0.9])
 chosen = [c[i].selectbox(f"{side.title()} model", paths, index=first[i], key=key, format_func=labels.get)
           for i, (side, key) in enumerate(zip(SIDES, (state.COMPARE_A, state.COMPARE_B)))]
 method = c[2].segmented_control("Projection", list(METHODS), format_func=METHODS.get, default="pca",

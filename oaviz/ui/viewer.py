@@ -55,32 +55,39 @@ def _reset(key: str) -> None:
 
 def _preset_chosen(key: str) -> None:
     pair = PRESETS.get(st.session_state.get(f"{key}.preset") or "")
-    if pair is not None:  # the sliders show the preset's values; "full range" is per image, "custom" keeps them
+    if pair is not None:  # the sliders show the preset's values; "full" is per image, "custom" keeps them
         st.session_state[f"{key}.window"], st.session_state[f"{key}.level"] = pair
 
 
 def _slider_moved(key: str) -> None:
-    st.session_state[f"{key}.preset"] = CUSTOM
+    st.session_state[f"{key}.preset"] = None  # no preset highlighted: the window is custom
 
 
-def toolbar(key: str) -> ViewSettings:
-    """The viewer's controls; the settings they give (the same for every panel)."""
+def toolbar(key: str, wide: bool = True) -> ViewSettings:
+    """The viewer's controls; the settings they give (the same for every panel). ``wide``: one row (for a
+    full-width page), else stacked for a narrow column."""
     for k, v in _defaults(key).items():
         st.session_state.setdefault(k, v)
-    c = st.columns([3, 1, 1], vertical_alignment="bottom")
-    preset = c[0].segmented_control("Window", [*PRESETS, CUSTOM], key=f"{key}.preset", on_change=_preset_chosen,
-                                    args=(key,), help="Window/level presets: bone is the bright end, soft tissue "
-                                    "the dark end, full range stretches each image's own min–max.") or CUSTOM
-    invert = c[1].toggle("Invert", key=f"{key}.invert", help="Bone black, air white.")
-    c[2].button("Reset", key=f"{key}.reset", on_click=_reset, args=(key,), icon=":material/restart_alt:",
-                help="Default window, no inversion, no zoom.")
+    if wide:  # one row
+        c = st.columns([2.4, 1, 1, 1, 0.9, 0.9], vertical_alignment="bottom")
+        at = dict(preset=c[0], width=c[1], level=c[2], zoom=c[3], invert=c[4], reset=c[5])
+    else:     # a narrow column: presets, then the sliders, then invert and reset
+        at = dict(preset=st.container())
+        at.update(zip(("width", "level", "zoom"), st.columns(3)))
+        at.update(zip(("invert", "reset"), st.columns(2, vertical_alignment="center")))
+    preset = at["preset"].segmented_control(
+        "Window", list(PRESETS), key=f"{key}.preset", on_change=_preset_chosen, args=(key,),
+        help="Window/level presets: bone is the bright end, soft the soft tissue (dark end), full stretches "
+             "each image's own min–max. Moving a slider makes the window custom (no preset lit).") or CUSTOM
     full = PRESETS.get(preset, ()) is None
-    c = st.columns(3)
-    window = c[0].slider("Width", 0.05, 1.0, step=0.05, key=f"{key}.window", on_change=_slider_moved, args=(key,),
-                         disabled=full, help="Intensity range shown from black to white.")
-    level = c[1].slider("Level", 0.0, 1.0, step=0.05, key=f"{key}.level", on_change=_slider_moved, args=(key,),
-                        disabled=full, help="Centre of that range.")
-    zf = c[2].select_slider("Zoom", list(ZOOMS), key=f"{key}.zoom", format_func=lambda z: f"{z:g}×")
+    window = at["width"].slider("Width", 0.05, 1.0, step=0.05, key=f"{key}.window", on_change=_slider_moved,
+                                args=(key,), disabled=full, help="Intensity range shown from black to white.")
+    level = at["level"].slider("Level", 0.0, 1.0, step=0.05, key=f"{key}.level", on_change=_slider_moved,
+                               args=(key,), disabled=full, help="Centre of that range.")
+    zf = at["zoom"].select_slider("Zoom", list(ZOOMS), key=f"{key}.zoom", format_func=lambda z: f"{z:g}×")
+    invert = at["invert"].toggle("Invert", key=f"{key}.invert", help="Bone black, air white.")
+    at["reset"].button("Reset", key=f"{key}.reset", on_click=_reset, args=(key,), icon=":material/restart_alt:",
+                       help="Default window, no inversion, no zoom.")
     centre = (st.session_state[f"{key}.cx"], st.session_state[f"{key}.cy"])
     if zf > 1:
         z = st.columns(2)
@@ -121,8 +128,10 @@ def panel_figure(panel: Panel, settings: ViewSettings, measurement: Measurement,
     return fig
 
 
-def show_panels(panels: list[Panel], key: str, settings: ViewSettings, height: int = 420) -> None:
-    """The panels side by side, each with its two-click length."""
+def show_panels(panels: list[Panel], key: str, settings: ViewSettings, height: int | None = None) -> None:
+    """The panels side by side, each with its two-click length (``height`` None: lower for more panels, since
+    each square image gets a narrower column)."""
+    height = height or {1: 420, 2: 360}.get(len(panels), 280)
     cols = st.columns(len(panels))
     for col, p in zip(cols, panels):
         chart_key, measure_key = f"{key}.chart.{p.id}", f"{key}.measure.{p.id}"
@@ -145,9 +154,9 @@ def show_panels(panels: list[Panel], key: str, settings: ViewSettings, height: i
                            + ("." if p.pixel_mm else " (in px: this image's pixel spacing is unknown)."))
 
 
-def radiograph_viewer(panels: list[Panel], key: str, height: int = 420) -> ViewSettings:
+def radiograph_viewer(panels: list[Panel], key: str, height: int | None = None, wide: bool = True) -> ViewSettings:
     """Toolbar + panels: the whole viewer. Returns the settings, for pages that show more images the same way."""
-    settings = toolbar(key)
+    settings = toolbar(key, wide)
     show_panels(panels, key, settings, height)
     return settings
 
@@ -158,7 +167,7 @@ def _visit_label(v) -> str:
 
 
 def cohort_knee_viewer(cohort: Cohort, row: int, key: str, *, overlay: tuple[str, ...] = (),
-                       height: int = 420) -> ViewSettings:
+                       height: int | None = None, wide: bool = True) -> ViewSettings:
     """The viewer on a cohort knee, with the knee's other visits to put beside it (the prior by default)."""
     meta = cohort.metadata
     visits = knee_visits(meta, row)
@@ -185,7 +194,9 @@ def cohort_knee_viewer(cohort: Cohort, row: int, key: str, *, overlay: tuple[str
                             landmarks=rec.landmarks if "landmarks" in overlay else None,
                             mask=rec.mask if "joint space" in overlay else None,
                             landmark_names=cohort.info.get("landmark_names")))
-    settings = radiograph_viewer(panels, key, height)
+    if height is None and not wide:  # a narrow column: the images are narrower still
+        height = 360 if len(panels) == 1 else 220
+    settings = radiograph_viewer(panels, key, height, wide)
     if spacing is not None:
         st.caption(f"Lengths in mm at the cohort's pixel spacing ({spacing:.3g} mm/px"
                    + (f"; {cohort.info['pixel_spacing_note']}" if cohort.info.get("pixel_spacing_note") else "")

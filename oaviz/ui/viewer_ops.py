@@ -25,8 +25,8 @@ from oaviz.services.reconstructions import window_level
 PRESETS: dict[str, tuple[float, float] | None] = {
     "default": (1.0, 0.5),
     "bone": (0.5, 0.7),
-    "soft tissue": (0.5, 0.3),
-    "full range": None,
+    "soft": (0.5, 0.3),     # soft tissue
+    "full": None,
 }
 DEFAULT_PRESET = "default"
 ZOOMS = (1.0, 1.5, 2.0, 3.0, 4.0)
@@ -45,7 +45,7 @@ class ViewSettings:
 
 
 def window_for(settings: ViewSettings, image: np.ndarray) -> tuple[float, float]:
-    """(window, level) to apply to ``image``: the preset's pair, the image's own range for "full range"."""
+    """(window, level) to apply to ``image``: the preset's pair, the image's own range for "full"."""
     if settings.preset in PRESETS and PRESETS[settings.preset] is None:
         a = np.asarray(image, np.float32)
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))

@@ -23,13 +23,13 @@ def test_bone_and_soft_tissue_presets_stretch_the_bright_and_the_dark_end():
     # bone: window 0.5 around 0.7 -> [0.45, 0.95] to [0, 1]
     np.testing.assert_allclose(display(RAMP, ViewSettings(preset="bone")), [[0, 0, 0.1, 0.6, 1]], atol=1e-6)
     # soft tissue: [0.05, 0.55] to [0, 1]
-    np.testing.assert_allclose(display(RAMP, ViewSettings(preset="soft tissue")), [[0, 0.4, 0.9, 1, 1]], atol=1e-6)
+    np.testing.assert_allclose(display(RAMP, ViewSettings(preset="soft")), [[0, 0.4, 0.9, 1, 1]], atol=1e-6)
 
 
 def test_full_range_uses_each_image_own_min_and_max():
     img = np.array([[0.2, 0.3, 0.4]], np.float32)
-    assert window_for(ViewSettings(preset="full range"), img) == pytest.approx((0.2, 0.3))
-    np.testing.assert_allclose(display(img, ViewSettings(preset="full range")), [[0, 0.5, 1]], atol=1e-6)
+    assert window_for(ViewSettings(preset="full"), img) == pytest.approx((0.2, 0.3))
+    np.testing.assert_allclose(display(img, ViewSettings(preset="full")), [[0, 0.5, 1]], atol=1e-6)
 
 
 def test_custom_window_and_level_are_used_as_given():

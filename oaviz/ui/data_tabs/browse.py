@@ -82,7 +82,7 @@ def _detail(cohort: Cohort, row: int) -> None:
     overlay = st.segmented_control("Overlay", ["landmarks", "joint space"], selection_mode="multi",
                                    key=state.DATA_OVERLAY, default=["landmarks"], persist_state=KEEP,
                                    disabled=rec.landmarks is None and rec.mask is None) or []
-    cohort_knee_viewer(cohort, row, state.DATA_VIEWER, overlay=tuple(overlay), height=360)
+    cohort_knee_viewer(cohort, row, state.DATA_VIEWER, overlay=tuple(overlay), wide=False)
     c = st.columns(3)
     if md.get("kl") is not None:
         c[0].metric("Rater KL", _fmt(md.get("kl")))
