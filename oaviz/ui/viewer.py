@@ -143,10 +143,9 @@ def show_panels(panels: list[Panel], key: str, settings: ViewSettings, height: i
                             config={"displayModeBar": False, "scrollZoom": True})
             if m.segment is not None:
                 length = segment_length(*m.segment, p.pixel_mm)
-                c = st.columns([4, 1], vertical_alignment="center")
-                c[0].markdown(f"Length: **{length.text}**")
-                c[1].button("Clear", key=f"{measure_key}.clear", type="tertiary",
-                            on_click=st.session_state.pop, args=(measure_key, None))
+                st.markdown(f"Length: **{length.text}**")
+                st.button("Clear the length", key=f"{measure_key}.clear", type="tertiary",
+                          on_click=st.session_state.pop, args=(measure_key, None))
             elif m.pending is not None:
                 st.caption("Click the second point of the length.")
             else:
@@ -189,7 +188,8 @@ def cohort_knee_viewer(cohort: Cohort, row: int, key: str, *, overlay: tuple[str
     for r in rows:
         rec = cohorts.image_record(cohort, r)
         md = rec.metadata
-        title = f"{md['image_id']} · month {md.get('visit_month')}" if len(rows) > 1 else str(md["image_id"])
+        title = str(md["image_id"]) if len(rows) == 1 else \
+            f"Month {md.get('visit_month')}" + (" (this visit)" if r == row else "")
         panels.append(Panel(str(md["image_id"]), rec.image, title, spacing,
                             landmarks=rec.landmarks if "landmarks" in overlay else None,
                             mask=rec.mask if "joint space" in overlay else None,
