@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import streamlit as st
 
@@ -62,7 +64,7 @@ for side, col, lm, path in zip(SIDES, cols, maps, chosen):
                     f"({lm.Z.shape[1]}-D)")
         extra = [highlight_trace(lm.table, sel.rows, sel.source == side)] if sel else []
         st.plotly_chart(latent_map_figure(lm.table, colour or "row", extra, height=480), key=f"compare.map.{side}",
-                        on_select=lambda s=side: _selected(s), selection_mode=("points", "box", "lasso"))
+                        on_select=functools.partial(_selected, side), selection_mode=("points", "box", "lasso"))
         if sel:
             spread = relative_spread(lm.table, sel.rows)
             st.metric("Spread of the selection on this map", "—" if np.isnan(spread) else f"{spread:.2f}",

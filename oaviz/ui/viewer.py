@@ -12,6 +12,7 @@ Widget keys derive from the ``key`` a page passes: ``{key}.preset``, ``{key}.win
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,8 +139,8 @@ def show_panels(panels: list[Panel], key: str, settings: ViewSettings, height: i
         m = st.session_state.get(measure_key, Measurement())
         with col:
             st.markdown(f"**{p.title}**")
-            st.plotly_chart(panel_figure(p, settings, m, height), key=chart_key, on_select=lambda *_, a=chart_key,
-                            b=measure_key: _clicked(a, b), selection_mode="points",
+            st.plotly_chart(panel_figure(p, settings, m, height), key=chart_key, selection_mode="points",
+                            on_select=functools.partial(_clicked, chart_key, measure_key),
                             config={"displayModeBar": False, "scrollZoom": True})
             if m.segment is not None:
                 length = segment_length(*m.segment, p.pixel_mm)

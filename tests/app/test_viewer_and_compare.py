@@ -14,6 +14,7 @@ from oaviz.services.measure import images_pixel_mm
 from oaviz.ui.linked_selection import LinkedSelection
 from oaviz.ui.viewer_ops import Measurement
 from tests.app.helpers import assert_no_exception, needs_bundled
+from tests.app.test_page_methods import with_method_ckpts  # noqa: F401 (a fixture)
 
 VIEWER = "data.detail.viewer"
 
@@ -97,6 +98,26 @@ def test_a_two_click_length_is_reported_in_mm_at_the_cohort_spacing(open_page, a
     spec = next(iter(_specs(at, VIEWER).values()))
     line = next(t for t in spec["data"] if t.get("name") == "length")
     assert line["x"] == [10.0, 13.0] and line["y"] == [20.0, 24.0]
+    at.button(key=f"{VIEWER}.measure.{meta.image_id[row]}.clear").click().run()
+    assert not any(m.value.startswith("Length:") for m in at.markdown)
+    assert not any(t.get("name") == "length" for t in next(iter(_specs(at, VIEWER).values()))["data"])
+
+
+def test_future_knee_and_key_exchange_look_closer_in_the_viewer(open_page, with_method_ckpts):
+    at = open_page("pages/future_knee.py")
+    at.selectbox(key="future.ckpt").set_value(str(with_method_ckpts / "ld"))
+    at.slider(key="future.n").set_value(2)
+    at.select_slider(key="future.steps").set_value(10).run()
+    assert not _specs(at, "future.viewer")                      # off until asked
+    at.toggle(key="future.look").set_value(True).run()
+    assert_no_exception(at)
+    panels = _specs(at, "future.viewer.chart")
+    assert len(panels) == 3                                     # today, mean future, the real follow-up
+    at = open_page("pages/key_exchange.py")
+    at.selectbox(key="exchange.ckpt").set_value(str(with_method_ckpts / "ke"))
+    at.toggle(key="exchange.look").set_value(True).run()
+    assert_no_exception(at)
+    assert len(_specs(at, "exchange.viewer.chart")) == 2        # reconstruction and exchanged
 
 
 @needs_bundled
