@@ -53,10 +53,13 @@ if maps[0].subsampled:
 def _selected(side: str) -> None:
     """A map's selection changed: it becomes the shared one (or clears it, if that map had made it)."""
     rows, _ = selected_points(st.session_state.get(f"compare.map.{side}"))
-    st.session_state[state.COMPARE_SELECTION] = link(st.session_state.get(state.COMPARE_SELECTION), side, rows)
+    st.session_state[state.COMPARE_SELECTION] = link(st.session_state.get(state.COMPARE_SELECTION), side, rows,
+                                                     cohort.fingerprint)
 
 
 sel = st.session_state.get(state.COMPARE_SELECTION)
+if sel is not None and (sel.cohort != cohort.fingerprint or on_map(maps[0].table, sel.rows).empty):
+    sel = None  # picked on another cohort (or on knees neither map shows)
 cols = st.columns(2)
 for side, col, lm, path in zip(SIDES, cols, maps, chosen):
     with col:
@@ -89,7 +92,8 @@ else:
 # ----------------------------------------------------------------- structure, side by side
 st.subheader("How far to trust each map", anchor=False)
 cols = st.columns(2)
-for col, lm in zip(cols, maps):
+for col, lm, path in zip(cols, maps, chosen):
+    col.caption(labels[path])
     col.dataframe(lm.structure, hide_index=True, width="stretch",
                   column_config={"value": st.column_config.NumberColumn(format="%.3f")})
 if cohort.has_kl:

@@ -23,16 +23,21 @@ SIDES = ("left", "right")
 
 @dataclass(frozen=True)
 class LinkedSelection:
-    """Cohort rows selected on one of the two maps, and which map (a ``SIDES`` value) made the selection."""
+    """Cohort rows selected on one of the two maps, which map (a ``SIDES`` value) made the selection, and the
+    cohort's fingerprint (rows of another cohort are other knees)."""
 
     rows: tuple[int, ...]
     source: str
+    cohort: str = ""
 
 
-def link(current: LinkedSelection | None, source: str, rows: Sequence[int]) -> LinkedSelection | None:
-    """The shared selection after map ``source`` reported ``rows`` (its whole selection now)."""
+def link(current: LinkedSelection | None, source: str, rows: Sequence[int],
+         cohort: str = "") -> LinkedSelection | None:
+    """The shared selection after map ``source`` of ``cohort`` reported ``rows`` (its whole selection now)."""
+    if current is not None and current.cohort != cohort:
+        current = None     # picked on another cohort
     if len(rows):
-        return LinkedSelection(tuple(sorted({int(r) for r in rows})), source)
+        return LinkedSelection(tuple(sorted({int(r) for r in rows})), source, cohort)
     if current is not None and current.source == source:
         return None        # the map that made the selection was cleared
     return current         # the other map had nothing selected: keep what this one picked

@@ -118,7 +118,8 @@ def panel_figure(panel: Panel, settings: ViewSettings, measurement: Measurement,
     x0, y0, w, h = view.box
     gx, gy = np.meshgrid(np.linspace(x0 - 0.5, x0 + w - 0.5, GRID), np.linspace(y0 - 0.5, y0 + h - 0.5, GRID))
     fig.add_trace(go.Scattergl(x=gx.ravel(), y=gy.ravel(), mode="markers", name="measure", showlegend=False,
-                               marker=dict(size=8, opacity=0.0, color="#000"), hoverinfo="none"))
+                               marker=dict(size=8, opacity=0.0, color="#000"),
+                               hovertemplate="(%{x:.0f}, %{y:.0f}) px · click to measure<extra></extra>"))
     pts = [measurement.pending] if measurement.pending else list(measurement.segment or ())
     if pts:
         fig.add_scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name="length",

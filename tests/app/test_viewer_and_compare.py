@@ -142,7 +142,11 @@ def test_compare_models_page_links_the_selection_across_the_two_maps(open_page):
     assert len(_specs(at, "compare.probe")) == 2 and len(_specs(at, "compare.severity")) == 2
     assert len([d for d in at.dataframe if "value" in d.value.columns]) >= 2   # a structure table per map
     # a lasso on the left map (what its callback stores): the same knees are ringed on both maps
-    at.session_state["compare.selection"] = LinkedSelection((0, 3, 5), "left")
+    fingerprint = load_cohort(at.selectbox(key="oaviz.cohort").value).fingerprint
+    at.session_state["compare.selection"] = LinkedSelection((0, 3, 5), "left", "another cohort")
+    at.run()
+    assert not any(m.value.startswith("**Selection:") for m in at.markdown)   # rows of another cohort: ignored
+    at.session_state["compare.selection"] = LinkedSelection((0, 3, 5), "left", fingerprint)
     at.run()
     assert_no_exception(at)
     for spec in _specs(at, "compare.map").values():

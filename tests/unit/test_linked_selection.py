@@ -22,6 +22,14 @@ def test_a_selection_on_one_map_is_the_shared_one():
     assert link(s, "right", [7]) == LinkedSelection((7,), "right")
 
 
+def test_a_selection_on_another_cohort_is_dropped():
+    s = link(None, "left", [1, 2], cohort="abc")
+    assert s == LinkedSelection((1, 2), "left", "abc")
+    assert link(s, "right", [], cohort="abc") == s
+    assert link(s, "right", [], cohort="xyz") is None         # the sidebar switched cohorts
+    assert link(s, "right", [4], cohort="xyz") == LinkedSelection((4,), "right", "xyz")
+
+
 def test_only_the_map_that_made_the_selection_clears_it():
     s = LinkedSelection((3, 5), "left")
     assert link(s, "right", []) == s        # the other map reporting nothing selected keeps it
