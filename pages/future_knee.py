@@ -85,7 +85,8 @@ if res.method:
 
 if st.toggle("Look closer: today beside the mean future and the real follow-up", key="future.look",
              help="Window/level, invert, zoom and a two-click length on the images large."):
-    tag, px = (knee if isinstance(knee, int) else "upload"), images_pixel_mm(cohort, res.today.shape[-1])
+    # an uploaded file's spacing is unknown (it was not imported with the cohort): its lengths stay in px
+    tag, px = (knee, images_pixel_mm(cohort, res.today.shape[-1])) if isinstance(knee, int) else ("upload", None)
     panels = [Panel(f"{tag}.today", res.today, "today", px), Panel(f"{tag}.mean", res.mean, "mean future", px)]
     if res.real_future is not None:
         panels.append(Panel(f"{tag}.real", res.real_future, f"real follow-up {res.real_future_id}", px))
