@@ -7,12 +7,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from oaviz.services import cohort_risk
+from oaviz.services.measure import images_pixel_mm
 from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import PLOT_FONT
+from oaviz.ui.viewer import Panel, radiograph_viewer
 
 ctx = layout.start_page("pages/future_knee.py", "A latent diffusion model, trained on pairs of visits of the same "
                         "knee, imagines the next visit. Several samples give the mean future, where they disagree, "
@@ -80,6 +82,15 @@ else:
 if res.method:
     shown = " The real follow-up is shown as acquired: its pose and exposure differ." if res.real_future is not None else ""
     st.caption(res.method + shown)
+
+if st.toggle("Look closer: today beside the mean future and the real follow-up", key="future.look",
+             help="Window/level, invert, zoom and a two-click length on the images large."):
+    # an uploaded file's spacing is unknown (it was not imported with the cohort): its lengths stay in px
+    tag, px = (knee, images_pixel_mm(cohort, res.today.shape[-1])) if isinstance(knee, int) else ("upload", None)
+    panels = [Panel(f"{tag}.today", res.today, "today", px), Panel(f"{tag}.mean", res.mean, "mean future", px)]
+    if res.real_future is not None:
+        panels.append(Panel(f"{tag}.real", res.real_future, f"real follow-up {res.real_future_id}", px))
+    radiograph_viewer(panels, "future.viewer")
 
 st.markdown("**Each sampled future**")
 fc = st.columns(min(8, len(res.futures)))

@@ -8,11 +8,13 @@ import streamlit as st
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.cohorts import cohort_dir_for
+from oaviz.services.measure import images_pixel_mm
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.images import heat, to_uint8
 from oaviz.ui.model_pick import Cap, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
+from oaviz.ui.viewer import Panel, radiograph_viewer
 
 ctx = layout.start_page("pages/key_exchange.py", "KECAE splits each knee's code into key features (what a KL 0 vs "
                         "KL 2 discriminator needs) and non-key features (everything else). Swapping the key parts "
@@ -51,6 +53,14 @@ cols[3].image(to_uint8(res.exchanged_b), caption=f"with the KL {ga} key · P(KL 
 d = st.columns(4)
 d[1].image(heat(res.diff_a), caption="where it changed (|exchanged − reconstruction|)", width="stretch")
 d[3].image(heat(res.diff_b), caption="where it changed", width="stretch")
+if st.toggle("Look closer: a knee's reconstruction beside its exchanged version", key="exchange.look",
+             help="Window/level, invert, zoom and a two-click length on the images large."):
+    px, which = images_pixel_mm(cohort, res.recon_a.shape[-1]), st.radio(
+        "Knee", [res.id_a, res.id_b], key="exchange.look_knee", horizontal=True)
+    pair = (res.recon_a, res.exchanged_a, gb) if which == res.id_a else (res.recon_b, res.exchanged_b, ga)
+    radiograph_viewer([Panel(f"{which}.recon", pair[0], f"{which} reconstructed", px),
+                       Panel(f"{which}.exchanged.{a}.{b}", pair[1], f"with the KL {pair[2]} key", px)],
+                      "exchange.viewer")
 flips = res.flipped
 m = st.columns(2)
 m[0].metric(f"KL {ga} knee judged KL {gb} after the exchange", "yes" if flips["exchanged_a"] else "no", border=True)

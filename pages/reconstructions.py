@@ -7,10 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from oaviz.services.exports import csv_bytes
-from oaviz.services.reconstructions import report_summary, window_level
+from oaviz.services.measure import images_pixel_mm
+from oaviz.services.reconstructions import report_summary
 from oaviz.ui import cached, layout, state
-from oaviz.ui.images import overlay, to_uint8, zoom
+from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.model_pick import Cap
+from oaviz.ui.viewer import Panel, show_panels, toolbar
+from oaviz.ui.viewer_ops import display, zoom_view
 
 PER_PAGE = 6
 
@@ -38,16 +41,12 @@ for i, side in ((3, "medial"), (4, "lateral")):
                      "between the condyle and the plateau (needs landmarks).")
 
 with st.container(border=True):
-    c = st.columns([2, 1, 1, 1, 1])
+    c = st.columns([2, 1])
     grades_known = sorted(int(g) for g in report["kl"].dropna().unique())
     grades = c[0].multiselect("KL grades", grades_known, default=grades_known, key=state.RECON_GRADES,
                               format_func=lambda g: f"KL {g}")
     order = c[1].radio("Order", ["worst first", "best first"], key=state.RECON_ORDER, horizontal=False)
-    window = c[2].slider("Window", 0.05, 1.0, 1.0, 0.05, key=state.RECON_WINDOW,
-                         help="Width of the intensity range shown from black to white.")
-    level = c[3].slider("Level", 0.0, 1.0, 0.5, 0.05, key=state.RECON_LEVEL, help="Centre of that range.")
-    zf = c[4].select_slider("Zoom", [1.0, 1.5, 2.0, 3.0], value=1.0, key=state.RECON_ZOOM,
-                            help="Zoom on the joint (image centre).")
+    view_settings = toolbar(state.RECON_VIEWER)  # every image of the page is shown this way
     show_overlay = st.toggle("Error heat map over the original", value=True, key=state.RECON_OVERLAY)
 
 view = report[report["kl"].isin(grades)] if grades_known else report
@@ -67,11 +66,12 @@ for col, text in zip(head, ("Original", "Reconstruction", "Error" if not show_ov
     col.markdown(f"**{text}**")
 for i, (_, r) in enumerate(shown.iterrows()):
     cols = st.columns([1, 1, 1, 1.3], vertical_alignment="center")
-    o, rc = window_level(orig[i], window, level), window_level(recon[i], window, level)
-    cols[0].image(to_uint8(zoom(o, zf)), width="stretch")
-    cols[1].image(to_uint8(zoom(rc, zf)), width="stretch")
+    o, rc = display(orig[i], view_settings), display(recon[i], view_settings)
+    zoomed = lambda a: zoom_view(a, view_settings.zoom, view_settings.centre).image  # noqa: E731
+    cols[0].image(to_uint8(zoomed(o)), width="stretch")
+    cols[1].image(to_uint8(zoomed(rc)), width="stretch")
     e = overlay(o, err[i], vmax=vmax) if show_overlay else overlay(np.zeros_like(o), err[i], alpha=1.0, vmax=vmax)
-    cols[2].image(zoom(e, zf), width="stretch")
+    cols[2].image(zoomed(e), width="stretch")
     jsw = ""
     if not np.isnan(r["jsw_medial_orig_mm"]):
         jsw = (f"\n\nJSW medial {mm(r['jsw_medial_orig_mm'])} → {mm(r['jsw_medial_recon_mm'])} · "
@@ -79,6 +79,16 @@ for i, (_, r) in enumerate(shown.iterrows()):
     kl = "—" if pd.isna(r["kl"]) else int(r["kl"])
     cols[3].markdown(f"`{r['image_id']}` · KL {kl}\n\nMSE {r['mse']:.4f} · PSNR {r['psnr']:.1f} dB · "
                      f"SSIM {r['ssim']:.3f}{jsw}")
+
+st.subheader("Look closer", anchor=False)
+ids = shown["image_id"].astype(str).tolist()
+look = st.selectbox("Knee of this page", range(len(ids)), key=state.RECON_LOOK, format_func=ids.__getitem__,
+                    help="Original and reconstruction large, shown as set above; click two points to measure.")
+look = look if look is not None and look < len(ids) else 0
+spacing = images_pixel_mm(ctx.cohort, orig.shape[-1])
+show_panels([Panel(f"{ids[look]}.original", orig[look], f"{ids[look]} · original", spacing),
+             Panel(f"{ids[look]}.reconstruction", recon[look], "reconstruction", spacing)],
+            state.RECON_VIEWER, view_settings)
 
 st.download_button("Download the quality table (CSV)", csv_bytes(view), "reconstructions.csv",
                    "text/csv", icon=":material/download:")

@@ -47,18 +47,6 @@ def signed(diff: np.ndarray, vmax: float | None = None) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def zoom(img: np.ndarray, factor: float, centre: tuple[float, float] = (0.5, 0.5)) -> np.ndarray:
-    """Crop the central 1/factor of an image around ``centre`` (fractions of width, height); factor >= 1."""
-    a = np.asarray(img)
-    if factor <= 1:
-        return a
-    h, w = a.shape[:2]
-    ch, cw = max(2, int(round(h / factor))), max(2, int(round(w / factor)))
-    y0 = int(np.clip(centre[1] * h - ch / 2, 0, h - ch))
-    x0 = int(np.clip(centre[0] * w - cw / 2, 0, w - cw))
-    return a[y0:y0 + ch, x0:x0 + cw]
-
-
 def resized(img: np.ndarray, size: int) -> np.ndarray:
     """uint8/uint16/float image [H, W] -> float32 [size, size] in [0, 1] (area-averaged, for overlays)."""
     a = np.asarray(img)

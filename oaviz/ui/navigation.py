@@ -23,6 +23,7 @@ PAGES: tuple[PageDef, ...] = (
     PageDef("pages/interpolation.py", "Interpolation", "linear_scale", "Explore"),
     PageDef("pages/prior_sampling.py", "Prior sampling", "casino", "Explore"),
     PageDef("pages/prototypes.py", "Prototypes", "hub", "Explore"),
+    PageDef("pages/compare_models.py", "Compare models", "splitscreen", "Explore"),
     PageDef("pages/key_exchange.py", "Key exchange", "swap_horiz", "Methods"),
     PageDef("pages/future_knee.py", "Future knee", "update", "Methods"),
     PageDef("pages/probe_lab.py", "Probe lab", "science", "Methods"),

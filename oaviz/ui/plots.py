@@ -61,23 +61,31 @@ def severity_by_grade(meta: pd.DataFrame, value: str = "jsw_mm", title: str | No
 
 
 def image_figure(image: np.ndarray, *, landmarks: np.ndarray | None = None, mask: np.ndarray | None = None,
-                 landmark_names: list[str] | None = None, height: int = 420) -> go.Figure:
-    """A radiograph (float [0, 1] H×W) with optional landmark dots and a joint-space mask outline."""
+                 landmark_names: list[str] | None = None, height: int = 420,
+                 box: tuple[int, int, int, int] | None = None) -> go.Figure:
+    """A radiograph (float [0, 1] H×W) with optional landmark dots and a joint-space mask outline.
+
+    ``box`` (x0, y0, w, h): the original pixels that ``image`` shows (a zoomed, upscaled crop); the axes stay
+    in original pixel coordinates, so landmarks, the mask and clicked points need no conversion."""
     img8 = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
     rgb = np.repeat(img8[..., None], 3, axis=2)
-    fig = go.Figure(go.Image(z=rgb, hovertemplate="x %{x}, y %{y}: %{z[0]}<extra></extra>"))
+    bx, by, bw, bh = box if box is not None else (0, 0, image.shape[1], image.shape[0])
+    dx, dy = bw / image.shape[1], bh / image.shape[0]
+    place = {} if box is None else dict(x0=bx - 0.5 + dx / 2, dx=dx, y0=by - 0.5 + dy / 2, dy=dy)
+    fig = go.Figure(go.Image(z=rgb, hovertemplate="x %{x}, y %{y}: %{z[0]}<extra></extra>", **place))
     if mask is not None and mask.any():
         # Mask drawn as a translucent fill: the joint space the landmarks bracket.
-        m = (np.asarray(mask) > 0).astype(float)
+        m = (np.asarray(mask)[by:by + bh, bx:bx + bw] > 0).astype(float)
         fig.add_heatmap(z=np.where(m > 0, 1.0, np.nan), colorscale=[[0, MASK_COLOR], [1, MASK_COLOR]],
-                        showscale=False, hoverinfo="skip", name="joint space")
+                        showscale=False, hoverinfo="skip", name="joint space",
+                        **({} if box is None else dict(x0=bx, y0=by)))
     if landmarks is not None:
         names = landmark_names or [f"landmark {i}" for i in range(len(landmarks))]
         fig.add_scatter(x=landmarks[:, 0], y=landmarks[:, 1], mode="markers", name="landmarks",
                         marker=dict(size=7, color=LANDMARK_COLOR, line=dict(width=1, color="white")),
                         text=names, hovertemplate="%{text}<br>(%{x:.1f}, %{y:.1f})<extra></extra>")
-    fig.update_xaxes(visible=False, range=[-0.5, image.shape[1] - 0.5])
-    fig.update_yaxes(visible=False, range=[image.shape[0] - 0.5, -0.5], scaleanchor="x")
+    fig.update_xaxes(visible=False, range=[bx - 0.5, bx + bw - 0.5])
+    fig.update_yaxes(visible=False, range=[by + bh - 0.5, by - 0.5], scaleanchor="x")
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=0, b=0), showlegend=False,
                       plot_bgcolor="rgba(0,0,0,0)", dragmode="pan")
     return fig

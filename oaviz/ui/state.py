@@ -27,6 +27,7 @@ DATA_PAGE = "data.grid.page"
 DATA_TABLE = "data.table"                  # st.dataframe selection state
 DATA_INSPECT = "data.inspect"              # global row id shown in the detail panel
 DATA_OVERLAY = "data.detail.overlay"
+DATA_VIEWER = "data.detail.viewer"         # key prefix of the detail's radiograph viewer (oaviz.ui.viewer)
 DATA_GEN_NAME = "data.generate.name"
 DATA_GEN_JOINT = "data.generate.joint"
 DATA_GEN_SUBJECTS = "data.generate.subjects"
@@ -56,6 +57,14 @@ MODELS_TRAIN_EPOCHS = "models.train.epochs"
 MODELS_TRAIN_COHORT = "models.train.cohort"
 MODELS_TRAIN_DEVICE = "models.train.device"
 MODELS_SHOW_ALL_JOBS = "models.jobs.show_all"
+
+# --- Compare models page ---------------------------------------------------------------------
+COMPARE_A = "compare.a"                    # str: checkpoint path of the left model
+COMPARE_B = "compare.b"
+COMPARE_METHOD = "compare.method"
+COMPARE_COLOR = "compare.color"
+COMPARE_SELECTION = "compare.selection"    # LinkedSelection: the knees picked on either map
+COMPARE_PROBES = "compare.probes"
 
 
 def cancel_key(run_name: str) -> str:
@@ -142,9 +151,8 @@ def remember_job(key: str, run_dir: str) -> None:
 RECON_GRADES = "recon.grades"
 RECON_ORDER = "recon.order"
 RECON_PAGE = "recon.page"
-RECON_WINDOW = "recon.window"
-RECON_LEVEL = "recon.level"
-RECON_ZOOM = "recon.zoom"
+RECON_VIEWER = "recon.viewer"              # key prefix of the page's viewer toolbar and its large view
+RECON_LOOK = "recon.look"                  # image id of the knee shown large
 RECON_OVERLAY = "recon.overlay"
 INTERP_A = "interp.a"                      # global row id of the first knee
 INTERP_B = "interp.b"

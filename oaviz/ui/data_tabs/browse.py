@@ -10,8 +10,9 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.data.cohort import KL_GRADES, SPLITS, Cohort
 from oaviz.services import cohorts
-from oaviz.ui import loaders, plots, state
+from oaviz.ui import loaders, state
 from oaviz.ui.data_tabs import KEEP
+from oaviz.ui.viewer import cohort_knee_viewer
 
 GRID_COLUMNS = 6
 GRID_ROWS = 3
@@ -81,10 +82,7 @@ def _detail(cohort: Cohort, row: int) -> None:
     overlay = st.segmented_control("Overlay", ["landmarks", "joint space"], selection_mode="multi",
                                    key=state.DATA_OVERLAY, default=["landmarks"], persist_state=KEEP,
                                    disabled=rec.landmarks is None and rec.mask is None) or []
-    fig = plots.image_figure(rec.image, landmarks=rec.landmarks if "landmarks" in overlay else None,
-                             mask=rec.mask if "joint space" in overlay else None,
-                             landmark_names=cohort.info.get("landmark_names"), height=360)
-    st.plotly_chart(fig, config={"displayModeBar": False, "scrollZoom": True})
+    cohort_knee_viewer(cohort, row, state.DATA_VIEWER, overlay=tuple(overlay), wide=False)
     c = st.columns(3)
     if md.get("kl") is not None:
         c[0].metric("Rater KL", _fmt(md.get("kl")))
