@@ -9,6 +9,7 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
+from oaviz.services import zoos
 from oaviz.services.hierarchy import dual_head_checkpoints
 from oaviz.services.probe_lab import read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
@@ -31,8 +32,9 @@ tab_grid, tab_hier = st.tabs(["Label scarcity and noise", "OA/KL hierarchy (dual
 
 def feature_options() -> dict[str, str]:
     """{value passed to the service: label shown}."""
-    out = {str(e.path): f"{e.path.name} ({e.model_type})" for e in loaders.checkpoint_entries()
-           if can(e, Cap.PROBE_FEATURES)}
+    in_set = lambda e: zoos.in_set(e, state.selected_model_set())  # noqa: E731  (the set's first: the default)
+    out = {str(e.path): f"{e.label if e.origin == 'zoo' else e.path.name} ({e.model_type})"
+           for e in sorted(loaders.checkpoint_entries(), key=lambda e: not in_set(e)) if can(e, Cap.PROBE_FEATURES)}
     out["raw"] = "raw pixels (32×32, standardised)"
     out["random"] = "random N(0, I) features"
     return out

@@ -33,10 +33,10 @@ from oaviz.data.cohort import load_cohort
 from oaviz.data.pairs import visit_pairs
 from oaviz.errors import ConfigError, DataError
 from oaviz.models.base import make_config
+from oaviz.models.checkpoints import ZOO_MANIFEST as MANIFEST
 from oaviz.models.checkpoints import is_checkpoint, read_checkpoint_info
 from oaviz.training.events import EventLog
 
-MANIFEST = "zoo.json"
 # Training order: every model after the ones it is built on (latent_diffusion: vqvae + multitask; kecae: multitask).
 ZOO_MODELS = ("beta_vae", "vaesim", "cnn", "dual_head", "multitask", "vqvae", "kecae", "latent_diffusion")
 NEEDS = {"latent_diffusion": ("vqvae",)}            # without these the model is left out
