@@ -109,3 +109,36 @@ def test_the_models_page_shows_the_zoo_job_per_model_and_switches_to_its_set(zap
     use.click().run()
     assert_no_exception(zapp)
     assert zapp.selectbox(key="oaviz.model_set").value.endswith("zoo-realknee-mini")
+
+
+# What each page says it cannot show on the real-style cohort (no true KL, no follow-ups, no landmarks).
+CANNOT = {
+    "Latent map": "no true KL grade, no progression truth (no follow-up visits)",
+    "Interpolation": "no true KL grade",
+    "Reconstructions": "no landmarks",
+    "Future knee": "no progression truth (no follow-up visits)",
+    "Label audit": "no true KL grade",
+}
+
+
+@pytest.mark.parametrize("page", __import__("oaviz.ui.navigation", fromlist=["PAGES"]).PAGES, ids=lambda p: p.title)
+def test_every_page_on_the_real_style_cohort_says_what_it_cannot_show_and_shows_the_rest(zapp, page):
+    _use(zapp, "realknee-mini")
+    zapp.switch_page(page.file).run()
+    assert_no_exception(zapp)
+    assert [e.value for e in zapp.error] == []
+    infos = [str(e.value) for e in zapp.info]
+    said = [t for t in infos if t.startswith("This cohort has no ")]
+    if page.title in CANNOT:
+        assert said == [f"This cohort has {CANNOT[page.title]}, as real radiographs do: "
+                        + said[0].split("as real radiographs do: ", 1)[1]], infos
+        assert said[0].endswith("cannot be shown here. Everything else is.")
+    else:
+        assert said == [], infos
+    shown = len(zapp.dataframe) + len(zapp.metric) + len(zapp.get("plotly_chart")) + len(zapp.get("imgs"))
+    assert shown > 0                                                     # the page went on to show the rest
+
+
+def test_the_notice_is_not_shown_on_the_synthetic_cohort(zapp):
+    zapp.switch_page("pages/latent_map.py").run()
+    assert not [e for e in zapp.info if str(e.value).startswith("This cohort has no ")]
