@@ -42,10 +42,11 @@ ZOO_MODELS = ("beta_vae", "vaesim", "cnn", "dual_head", "multitask", "vqvae", "k
 NEEDS = {"latent_diffusion": ("vqvae",)}            # without these the model is left out
 USES = {"latent_diffusion": ("multitask",), "kecae": ("multitask",)}   # used when trained, else done without
 _CLASSIFIERS = ("cnn", "dual_head", "multitask", "kecae")
-# Seconds of one training image-epoch relative to the β-VAE's, at the demo/real sizes (forward + backward of a
-# batch of 32 at 128 px on one CPU core, timed once); only the ETA of the models not yet started uses it.
-RELATIVE_COST = {"beta_vae": 1.0, "vaesim": 1.0, "cnn": 0.5, "dual_head": 0.6, "multitask": 0.9, "vqvae": 2.5,
-                 "kecae": 3.0, "latent_diffusion": 3.0}
+# Seconds of one training item-epoch relative to the β-VAE's at the real preset's sizes (one optimiser step on a
+# batch of 32 at 128 px, one CPU thread, timed once on the shared 2-core machine: β-VAE 1.1 s); only the ETA of
+# the models not yet started uses it, scaled by the seconds per unit the zoo has measured so far.
+RELATIVE_COST = {"beta_vae": 1.0, "vaesim": 1.65, "cnn": 2.5, "dual_head": 0.4, "multitask": 0.6, "vqvae": 3.9,
+                 "kecae": 4.85, "latent_diffusion": 2.1}
 
 
 @dataclass
