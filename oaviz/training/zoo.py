@@ -115,6 +115,11 @@ def plan_zoo(cohort, models: list[str] | None = None, preset: str = "real") -> l
             if d not in wanted or items.get(d) is None or items[d].skipped:
                 it.notes.append(f"without {d}: " + ("its own KL 0 / KL 2 discriminator judges the exchange"
                                                      if name == "kecae" else "no progression risk"))
+    ld, vq = items.get("latent_diffusion"), items.get("vqvae")
+    if not models and vq is not None and not vq.skipped and ld is not None and ld.skipped:
+        # The VQ-VAE is the diffusion's compressor: without the diffusion it would cost the zoo its longest
+        # training for nothing a page needs (asked for by name with --models, it trains).
+        vq.reason, vq.notes = "only the latent diffusion uses it, and that is left out", []
     return [items[m] for m in ZOO_MODELS if m in items]
 
 

@@ -37,7 +37,10 @@ def test_the_plan_says_what_a_real_cohort_cannot_feed_and_why(real_style):
     assert "no KL 0 / KL 2 pairs" in plan["kecae"].reason and "0 KL 0" in plan["kecae"].reason
     mt = plan["multitask"]
     assert not mt.skipped and mt.overrides == {"landmark_weight": 0.0} and "no landmarks" in mt.notes[0]
-    assert [m for m, it in plan.items() if it.skipped] == ["kecae", "latent_diffusion"]
+    assert [m for m, it in plan.items() if it.skipped] == ["vqvae", "kecae", "latent_diffusion"]
+    assert "only the latent diffusion uses it" in plan["vqvae"].reason
+    asked = {it.model: it for it in plan_zoo(load_cohort(real_style), ["vqvae"])}
+    assert not asked["vqvae"].skipped                                   # asked for by name, it trains
 
 
 def test_the_plan_on_a_synthetic_cohort_trains_everything_and_adds_dependencies(tiny_cohort):
