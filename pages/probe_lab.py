@@ -116,7 +116,8 @@ with tab_grid:
         jobs_panel.session_jobs(state.PROBE_JOBS, key="probe")
 
 with tab_hier:
-    variants = {v: str(p) for v, p in dual_head_checkpoints().items()}
+    zoo = state.selected_model_set()            # a zoo: its own dual-head variants
+    variants = {v: str(p) for v, p in dual_head_checkpoints([zoo] if zoo else None).items()}
     if len(variants) < 2:
         st.info("The comparison needs at least two dual-head checkpoints (single_oa, single_kl, dual). Train them "
                 "on the Models & training page.")

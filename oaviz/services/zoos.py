@@ -15,7 +15,7 @@ from pathlib import Path
 from oaviz.models.base import Cap, capabilities_of
 from oaviz.models.checkpoints import CheckpointEntry
 from oaviz.paths import runs_dir
-from oaviz.training.zoo import ZOO_MODELS, plan_zoo, read_manifest
+from oaviz.training.zoo import ZOO_MODELS, plan_zoo, read_manifest, zoo_type
 
 BUNDLED = ""      # the key of the bundled demo set
 
@@ -57,13 +57,14 @@ def set_entry(entries: list[CheckpointEntry], key: str, cap: Cap) -> CheckpointE
     in the zoo's training order for a zoo (β-VAE before VAESim, as the bundled names sort)."""
     found = [e for e in entries if in_set(e, key) and cap in capabilities_of(e.model_type)]
     if key != BUNDLED:
-        found.sort(key=lambda e: ZOO_MODELS.index(e.model_type) if e.model_type in ZOO_MODELS else len(ZOO_MODELS))
+        order = {name: i for i, name in enumerate(ZOO_MODELS)}     # entry folders: <zoo>/<name>/checkpoint
+        found.sort(key=lambda e: order.get(e.path.parent.name, len(order)))
     return found[0] if found else None
 
 
 def missing_reason(model_set: ModelSet, cap: Cap) -> str:
     """Why the set has no checkpoint with ``cap``: the reasons its zoo gave for the models that would have it."""
-    whys = [f"{m}: {r}" for m, r in model_set.left_out.items() if cap in capabilities_of(m) and r]
+    whys = [f"{m}: {r}" for m, r in model_set.left_out.items() if cap in capabilities_of(zoo_type(m)) and r]
     return "; ".join(whys)
 
 

@@ -38,25 +38,42 @@ from oaviz.models.checkpoints import is_checkpoint, read_checkpoint_info
 from oaviz.training.events import EventLog
 
 # Training order: every model after the ones it is built on (latent_diffusion: vqvae + multitask; kecae: multitask).
-ZOO_MODELS = ("beta_vae", "vaesim", "cnn", "dual_head", "multitask", "vqvae", "kecae", "latent_diffusion")
+ZOO_MODELS = ("beta_vae", "beta_vae-matched", "vaesim", "cnn", "dual_head", "dual_head-single_oa",
+              "dual_head-single_kl", "multitask", "vqvae", "kecae", "latent_diffusion")
+# Entries that are another configuration of a model type: (type, what makes them this entry). The matched
+# β-VAE is VAESim without its prototypes (the baseline of VAESim's clustering figures; β set in plan_zoo),
+# the two single-head variants are the dual head's comparison (the Probe lab's OA/KL hierarchy).
+VARIANTS = {"beta_vae-matched": ("beta_vae", {}), "dual_head": ("dual_head", {"variant": "dual"}),
+            "dual_head-single_oa": ("dual_head", {"variant": "single_oa"}),
+            "dual_head-single_kl": ("dual_head", {"variant": "single_kl"})}
 NEEDS = {"latent_diffusion": ("vqvae",)}            # without these the model is left out
 USES = {"latent_diffusion": ("multitask",), "kecae": ("multitask",)}   # used when trained, else done without
 _CLASSIFIERS = ("cnn", "dual_head", "multitask", "kecae")
 # Seconds of one training item-epoch relative to the β-VAE's at the real preset's sizes (one optimiser step on a
 # batch of 32 at 128 px, one CPU thread, timed once on the shared 2-core machine: β-VAE 1.1 s); only the ETA of
 # the models not yet started uses it, scaled by the seconds per unit the zoo has measured so far.
+def zoo_type(name: str) -> str:
+    """The model type of a zoo entry ("dual_head-single_oa" -> "dual_head")."""
+    return VARIANTS[name][0] if name in VARIANTS else name
+
+
 RELATIVE_COST = {"beta_vae": 1.0, "vaesim": 1.65, "cnn": 2.5, "dual_head": 0.4, "multitask": 0.6, "vqvae": 3.9,
                  "kecae": 4.85, "latent_diffusion": 2.1}
 
 
 @dataclass
 class ZooItem:
-    """One model of the plan: trained with ``overrides`` (on top of the preset), or skipped for ``reason``."""
+    """One entry of the plan (its folder ``name``; ``model`` its type): trained with ``overrides`` (on top
+    of the preset), or skipped for ``reason``."""
 
-    model: str
+    name: str
     overrides: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     reason: str = ""                 # why it is skipped ("" = it trains)
+
+    @property
+    def model(self) -> str:
+        return zoo_type(self.name)
 
     @property
     def skipped(self) -> bool:
@@ -88,8 +105,10 @@ def plan_zoo(cohort, models: list[str] | None = None, preset: str = "real") -> l
     f = cohort_facts(cohort)
     items: dict[str, ZooItem] = {}
     for name in (m for m in ZOO_MODELS if m in wanted):
-        it = items[name] = ZooItem(name)
-        if name in _CLASSIFIERS and not f["has_kl"]:
+        it = items[name] = ZooItem(name, dict(VARIANTS.get(name, ("", {}))[1]))
+        if name == "beta_vae-matched":
+            it.overrides["beta"] = float(make_config("vaesim", preset).beta)
+        if it.model in _CLASSIFIERS and not f["has_kl"]:
             it.reason = "the cohort has no KL grades to learn from"
         elif name == "kecae" and (f["n_kl0"] == 0 or f["n_kl2"] == 0):
             it.reason = (f"no KL 0 / KL 2 pairs: the train and val splits hold {f['n_kl0']} KL 0 and "
@@ -135,8 +154,9 @@ def read_manifest(out: str | Path) -> dict | None:
 
 
 def _entry(item: ZooItem, out: Path) -> dict:
-    return {"model": item.model, "status": "skipped" if item.skipped else "pending", "reason": item.reason,
-            "notes": list(item.notes), "checkpoint": f"{item.model}/checkpoint" if not item.skipped else None,
+    return {"model": item.name, "model_type": item.model, "status": "skipped" if item.skipped else "pending",
+            "reason": item.reason, "notes": list(item.notes),
+            "checkpoint": f"{item.name}/checkpoint" if not item.skipped else None,
             "overrides": dict(item.overrides), "seconds": None, "metrics": {}}
 
 
@@ -176,12 +196,12 @@ def train_zoo(spec: ZooSpec) -> dict:
     (out / "argv.json").write_text(json.dumps(sys.argv))       # the jobs list shows a command-line zoo's command
     log = EventLog(out / "events.jsonl")
     todo = [it for it in plan if not it.skipped]
-    log.write("start", model="zoo", epochs=len(todo), steps_per_epoch=1, models=[it.model for it in todo],
-              skipped={it.model: it.reason for it in plan if it.skipped}, cohort=manifest["cohort"]["name"])
+    log.write("start", model="zoo", epochs=len(todo), steps_per_epoch=1, models=[it.name for it in todo],
+              skipped={it.name: it.reason for it in plan if it.skipped}, cohort=manifest["cohort"]["name"])
     clock = _Clock(todo, spec, len(cohort))
     try:
         for i, item in enumerate(todo):
-            entry = next(e for e in manifest["models"] if e["model"] == item.model)
+            entry = next(e for e in manifest["models"] if e["model"] == item.name)
             _train_one(item, i, entry, manifest, spec, out, log, clock)
     except BaseException as e:
         log.write("error", type=type(e).__name__, message=str(e) or "interrupted")
@@ -198,21 +218,21 @@ def _train_one(item: ZooItem, i: int, entry: dict, manifest: dict, spec: ZooSpec
                clock: "_Clock") -> None:
     from oaviz.training.loop import TrainSpec, train
 
-    run_dir, ckpt = out / item.model, out / item.model / "checkpoint"
+    run_dir, ckpt = out / item.name, out / item.name / "checkpoint"
     if is_checkpoint(ckpt):                           # complete: a checkpoint is written whole or not at all
         info = read_checkpoint_info(ckpt)
         entry.update(status="trained", seconds=(info.get("training") or {}).get("seconds"),
                      metrics=info.get("metrics") or {})
-        clock.done(item.model, entry["seconds"])
-        log.write("epoch", epoch=i, model=item.model, status="already trained", eta_s=clock.eta(i + 1, 0.0))
+        clock.done(item.name, entry["seconds"])
+        log.write("epoch", epoch=i, model=item.name, status="already trained", eta_s=clock.eta(i + 1, 0.0))
         return
     overrides = dict(item.overrides)
     for dep, key in (("vqvae", "vqvae_checkpoint"), ("multitask", "classifier_checkpoint")):
-        if item.model == "latent_diffusion" and _trained(manifest, dep):
+        if item.name == "latent_diffusion" and _trained(manifest, dep):
             overrides[key] = str((out / dep / "checkpoint").resolve())
-    if item.model == "kecae" and _trained(manifest, "multitask"):
+    if item.name == "kecae" and _trained(manifest, "multitask"):
         overrides["discriminator_checkpoint"] = str((out / "multitask" / "checkpoint").resolve())
-    overrides.update(spec.overrides.get(item.model, {}))
+    overrides.update(spec.overrides.get(item.name, {}))
     resume = (run_dir / "last_state.json").is_file()
     argv = ["train", item.model, "--data", str(spec.data), "--out", str(ckpt), "--preset", spec.preset,
             "--run-dir", str(run_dir), "--seed", str(spec.seed), "--patience", str(spec.patience)]
@@ -224,10 +244,10 @@ def _train_one(item: ZooItem, i: int, entry: dict, manifest: dict, spec: ZooSpec
 
     def relay(ev: dict) -> None:                      # the model's progress as the zoo's
         if ev["event"] == "start":
-            clock.start(item.model, ev)
+            clock.start(item.name, ev)
         elif ev["event"] in ("step", "epoch"):
             frac = clock.fraction(ev)
-            log.write("step", global_step=round(i + frac, 4), model=item.model, model_epoch=ev.get("epoch"),
+            log.write("step", global_step=round(i + frac, 4), model=item.name, model_epoch=ev.get("epoch"),
                       eta_s=round(clock.eta(i, frac, ev.get("eta_s")), 1))
 
     t0 = time.perf_counter()
@@ -238,7 +258,7 @@ def _train_one(item: ZooItem, i: int, entry: dict, manifest: dict, spec: ZooSpec
                                   overrides=overrides, command=entry["command"], listener=relay))
     except (DataError, ConfigError, FloatingPointError) as e:   # this model cannot train here: go on with the rest
         entry.update(status="failed", reason=f"{type(e).__name__}: {e}")
-        log.write("epoch", epoch=i, model=item.model, status="failed", eta_s=clock.eta(i + 1, 0.0))
+        log.write("epoch", epoch=i, model=item.name, status="failed", eta_s=clock.eta(i + 1, 0.0))
         write_json(out / MANIFEST, manifest)
         return
     except BaseException:
@@ -247,8 +267,8 @@ def _train_one(item: ZooItem, i: int, entry: dict, manifest: dict, spec: ZooSpec
         raise
     seconds = read_checkpoint_info(ckpt).get("training", {}).get("seconds", round(time.perf_counter() - t0, 1))
     entry.update(status="trained", seconds=seconds, metrics=metrics)
-    clock.done(item.model, seconds)
-    log.write("epoch", epoch=i, model=item.model, status="trained", seconds=seconds, eta_s=clock.eta(i + 1, 0.0))
+    clock.done(item.name, seconds)
+    log.write("epoch", epoch=i, model=item.name, status="trained", seconds=seconds, eta_s=clock.eta(i + 1, 0.0))
     write_json(out / MANIFEST, manifest)
 
 
@@ -268,8 +288,8 @@ class _Clock:
         self.t0 = time.perf_counter()
         self.todo = todo
         self.n = min(n_images, spec.max_images or n_images)
-        self.epochs = {it.model: spec.epochs or int(getattr(make_config(it.model, spec.preset, it.overrides),
-                                                            "epochs", 10)) for it in todo}
+        self.epochs = {it.name: spec.epochs or int(getattr(make_config(it.model, spec.preset, it.overrides),
+                                                           "epochs", 10)) for it in todo}
         self.unit_s: list[float] = []        # seconds per cost unit of the models measured so far
         self.current: dict = {}
 
@@ -288,9 +308,9 @@ class _Clock:
             return min(1.0, (int(ev.get("epoch", 0)) + 1) / c["epochs"])
         return min(1.0, float(ev.get("global_step", 0)) / c["total"])
 
-    def done(self, model: str, seconds) -> None:
+    def done(self, name: str, seconds) -> None:
         if seconds:
-            self.unit_s.append(float(seconds) / (self.epochs[model] * self.n * RELATIVE_COST[model]))
+            self.unit_s.append(float(seconds) / (self.epochs[name] * self.n * RELATIVE_COST[zoo_type(name)]))
 
     def eta(self, next_index: int, frac: float, current_eta: float | None = None) -> float:
         """Seconds left: the current model's ETA (``current_eta``) plus the models from ``next_index + 1`` on
@@ -298,7 +318,7 @@ class _Clock:
         unit = float(np.median(self.unit_s)) if self.unit_s else None
         c = self.current
         if unit is None and c and frac > 0:
-            unit = (time.perf_counter() - c["t"]) / frac / (c["epochs"] * c["n"] * RELATIVE_COST[c["model"]])
+            unit = (time.perf_counter() - c["t"]) / frac / (c["epochs"] * c["n"] * RELATIVE_COST[zoo_type(c["model"])])
         rest = self.todo[next_index + (1 if current_eta is not None else 0):]
-        left = sum(self.epochs[it.model] * self.n * RELATIVE_COST[it.model] for it in rest) * (unit or 0.0)
+        left = sum(self.epochs[it.name] * self.n * RELATIVE_COST[it.model] for it in rest) * (unit or 0.0)
         return max(0.0, (current_eta or 0.0) + left) if math.isfinite(left) else 0.0

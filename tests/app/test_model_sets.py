@@ -23,13 +23,14 @@ def zoo_home(app_home, tmp_path_factory):
     """app_home's cohorts plus realknee-mini, and a tiny real-preset zoo trained on it under runs/ (as the CLI
     would: `oaviz train-zoo --data … --out runs/zoo-realknee-mini --epochs 1 --set …`)."""
     from oaviz.cli import main as cli
-    from oaviz.training.zoo import ZOO_MODELS
+    from oaviz.training.zoo import ZOO_MODELS, zoo_type
 
     home = tmp_path_factory.mktemp("zoo-home")
     shutil.copytree(app_home / "cohorts", home / "cohorts")
     cohort = kl_folders_cohort(home / "cohorts", n_subjects=16)
     shutil.rmtree(home / "cohorts" / "realknee-mini-src")
-    tiny = [a for m in ZOO_MODELS for k, v in TINY_CONFIGS[m].items() for a in ("--set", f"{m}.{k}={json.dumps(v)}")]
+    tiny = [a for m in ZOO_MODELS for k, v in TINY_CONFIGS[zoo_type(m)].items()
+            for a in ("--set", f"{m}.{k}={json.dumps(v)}")]
     argv = ["train-zoo", "--data", str(cohort), "--out", str(home / "runs" / "zoo-realknee-mini"), "--epochs", "1",
             *tiny]
     saved, sys.argv = sys.argv, ["oaviz", *argv]           # argv.json records the command as typed
@@ -104,7 +105,8 @@ def test_the_models_page_shows_the_zoo_job_per_model_and_switches_to_its_set(zap
     plan = next(t for t in tables if list(t.columns) == ["model", "plan", "why / what changes"])
     assert set(plan["model"]) >= {"beta_vae", "latent_diffusion"}
     rows = next(t for t in tables if "progress" in t.columns)
-    assert list(rows["model"])[:2] == ["beta_vae", "vaesim"] and set(rows["status"]) == {"trained", "skipped"}
+    assert list(rows["model"])[:3] == ["beta_vae", "beta_vae-matched", "vaesim"]
+    assert set(rows["status"]) == {"trained", "skipped"}
     assert "no follow-up visits" in rows.set_index("model").loc["latent_diffusion", "note"]
     use = next(b for b in zapp.button if b.label == "Use this model set")
     use.click().run()
@@ -143,3 +145,16 @@ def test_every_page_on_the_real_style_cohort_says_what_it_cannot_show_and_shows_
 def test_the_notice_is_not_shown_on_the_synthetic_cohort(zapp):
     zapp.switch_page("pages/latent_map.py").run()
     assert not [e for e in zapp.info if str(e.value).startswith("This cohort has no ")]
+
+
+def test_the_probe_lab_compares_the_zoos_own_dual_head_variants(zapp, zoo_home):
+    from oaviz.services.hierarchy import dual_head_checkpoints
+
+    zoo = zoo_home / "runs" / "zoo-realknee-mini"
+    found = dual_head_checkpoints([zoo])
+    assert {v: p.parent.name for v, p in found.items()} == {
+        "dual": "dual_head", "single_oa": "dual_head-single_oa", "single_kl": "dual_head-single_kl"}
+    _use(zapp, "realknee-mini")
+    zapp.switch_page("pages/probe_lab.py").run()
+    assert_no_exception(zapp)
+    assert any(t.label == "Compare dual, single_kl, single_oa on the test split" for t in zapp.toggle)

@@ -12,12 +12,12 @@ from oaviz.data.cohort import load_cohort
 from oaviz.errors import DataError
 from oaviz.models.checkpoints import is_checkpoint, read_checkpoint_info
 from oaviz.training.events import read_events
-from oaviz.training.zoo import ZOO_MODELS, ZooSpec, plan_zoo, read_manifest, train_zoo
+from oaviz.training.zoo import ZOO_MODELS, ZooSpec, plan_zoo, read_manifest, train_zoo, zoo_type
 from tests.kl_folders_cohort import kl_folders_cohort
 from tests.tiny_checkpoints import TINY_CONFIGS
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-TINY = {m: dict(TINY_CONFIGS[m]) for m in ZOO_MODELS}
+TINY = {m: dict(TINY_CONFIGS[zoo_type(m)]) for m in ZOO_MODELS}
 
 
 def _set_args(overrides: dict) -> list[str]:
@@ -31,7 +31,7 @@ def real_style(tmp_path_factory):
 
 
 def test_the_plan_says_what_a_real_cohort_cannot_feed_and_why(real_style):
-    plan = {it.model: it for it in plan_zoo(load_cohort(real_style))}
+    plan = {it.name: it for it in plan_zoo(load_cohort(real_style))}
     assert list(plan) == list(ZOO_MODELS)
     assert "no follow-up visits" in plan["latent_diffusion"].reason
     assert "no KL 0 / KL 2 pairs" in plan["kecae"].reason and "0 KL 0" in plan["kecae"].reason
@@ -39,7 +39,7 @@ def test_the_plan_says_what_a_real_cohort_cannot_feed_and_why(real_style):
     assert not mt.skipped and mt.overrides == {"landmark_weight": 0.0} and "no landmarks" in mt.notes[0]
     assert [m for m, it in plan.items() if it.skipped] == ["vqvae", "kecae", "latent_diffusion"]
     assert "only the latent diffusion uses it" in plan["vqvae"].reason
-    asked = {it.model: it for it in plan_zoo(load_cohort(real_style), ["vqvae"])}
+    asked = {it.name: it for it in plan_zoo(load_cohort(real_style), ["vqvae"])}
     assert not asked["vqvae"].skipped                                   # asked for by name, it trains
 
 
@@ -60,8 +60,13 @@ def test_train_zoo_trains_in_dependency_order_and_writes_the_manifest(tiny_cohor
     assert [e["model"] for e in m["models"]] == list(ZOO_MODELS) and {e["status"] for e in m["models"]} == {"trained"}
     for e in m["models"]:
         info = read_checkpoint_info(out / e["checkpoint"])
-        assert info["model_type"] == e["model"] and info["preset"] == "real"
-        assert info["training"]["command"] == e["command"] and e["command"].startswith(f"oaviz train {e['model']} ")
+        assert info["model_type"] == e["model_type"] == zoo_type(e["model"]) and info["preset"] == "real"
+        assert info["training"]["command"] == e["command"]
+        assert e["command"].startswith(f"oaviz train {e['model_type']} ")
+    variants = {e["model"]: read_checkpoint_info(out / e["checkpoint"])["config"] for e in m["models"]}
+    assert [variants[f"dual_head{v}"]["variant"] for v in ("", "-single_oa", "-single_kl")] == [
+        "dual", "single_oa", "single_kl"]
+    assert variants["beta_vae-matched"]["beta"] == variants["vaesim"]["beta"] != variants["beta_vae"]["beta"]
     kecae = read_checkpoint_info(out / "kecae" / "checkpoint")["config"]
     ld = read_checkpoint_info(out / "latent_diffusion" / "checkpoint")["config"]
     assert kecae["discriminator_checkpoint"] == str((out / "multitask" / "checkpoint").resolve())
