@@ -130,7 +130,7 @@ class CheckpointEntry:
     @property
     def label(self) -> str:
         if self.origin == "zoo":
-            return f"{self.model_type} · {self.preset} · trained on {self.cohort or '?'}"
+            return f"{self.path.parent.name} · {self.preset} · trained on {self.cohort or '?'}"   # the zoo entry
         where = "bundled" if self.origin == "bundled" else f"run {self.path.parent.name}"
         return f"{self.path.name if self.origin == 'bundled' else self.model_type} · {self.preset} · {where}"
 

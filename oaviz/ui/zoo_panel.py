@@ -11,7 +11,7 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import zoos
 from oaviz.ui import loaders, state
-from oaviz.ui.demo import DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
+from oaviz.ui.demo import DEMO_MAX_RUNNING_JOBS, DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
 from oaviz.ui.layout import format_seconds
 
 
@@ -46,7 +46,12 @@ def zoo_form() -> None:
     st.caption("One job trains them one after the other, in dependency order (VQ-VAE and multitask before the "
                "latent diffusion; multitask before KECAE). When it is done the set is offered in the sidebar as "
                "\"Trained on " + Path(cohort).name + "\".")
-    if st.button("Train the zoo", type="primary", icon=":material/play_arrow:", key="models.zoo.start"):
+    running = sum(j.is_active for j in job_service.list_jobs())
+    too_many = demo_mode() and running >= DEMO_MAX_RUNNING_JOBS
+    if too_many:
+        st.warning(f"The public demo runs at most {DEMO_MAX_RUNNING_JOBS} jobs at once; wait for one to finish.")
+    if st.button("Train the zoo", type="primary", icon=":material/play_arrow:", key="models.zoo.start",
+                 disabled=too_many):
         try:
             job = zoos.start_zoo(cohort, preset=preset, epochs=epochs, max_images=max_images)
             state.own_job(str(job.run_dir))

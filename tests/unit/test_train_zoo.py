@@ -79,6 +79,18 @@ def test_train_zoo_trains_in_dependency_order_and_writes_the_manifest(tiny_cohor
     assert "train multitask" in capsys.readouterr().out
     with pytest.raises(DataError, match="--resume"):
         train_zoo(ZooSpec(data=str(tiny_cohort), out=str(out), epochs=1, overrides=TINY))
+    # the folder is a model set: its checkpoints are listed as the zoo's, named by entry and cohort
+    from oaviz.models.base import Cap
+    from oaviz.models.checkpoints import list_checkpoints
+    from oaviz.services.zoos import list_model_sets, set_entry
+
+    entries = list_checkpoints(bundled_root=tmp_path / "none", runs_root=tmp_path)
+    assert {e.origin for e in entries} == {"zoo"} and len(entries) == len(ZOO_MODELS)
+    assert f"beta_vae-matched · real · trained on {tiny_cohort.name}" in {e.label for e in entries}
+    sets = list_model_sets(tmp_path)
+    assert [s.label for s in sets] == ["Bundled demo set (synthetic knees)", f"Trained on {tiny_cohort.name} (real)"]
+    assert set_entry(entries, sets[1].key, Cap.VECTOR_LATENT).path == out / "beta_vae" / "checkpoint"
+    assert set_entry(entries, sets[1].key, Cap.PROTOTYPES).path == out / "vaesim" / "checkpoint"
 
 
 def test_train_zoo_skips_with_reasons_on_a_real_style_cohort(real_style, tmp_path, capsys):
