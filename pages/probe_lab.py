@@ -15,7 +15,7 @@ from oaviz.services.probe_lab import read_probe_results, start_cnn_job, summaris
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.probe_views import FRACTIONS, curves, hierarchy_report
-from oaviz.ui.model_pick import Cap, can
+from oaviz.ui.model_pick import Cap, can, name_in_sidebar
 from oaviz.ui.refs import ModelRef
 
 ctx = layout.start_page("pages/probe_lab.py", "Do frozen latent codes carry the disease? Train a simple classifier "
@@ -32,9 +32,9 @@ tab_grid, tab_hier = st.tabs(["Label scarcity and noise", "OA/KL hierarchy (dual
 
 def feature_options() -> dict[str, str]:
     """{value passed to the service: label shown}."""
-    in_set = lambda e: zoos.in_set(e, state.selected_model_set())  # noqa: E731  (the set's first: the default)
-    out = {str(e.path): f"{e.label if e.origin == 'zoo' else e.path.name} ({e.model_type})"
-           for e in sorted(loaders.checkpoint_entries(), key=lambda e: not in_set(e)) if can(e, Cap.PROBE_FEATURES)}
+    out = {str(e.path): f"{e.label if e.origin == 'zoo' else e.path.name} ({e.model_type})"   # the set's first
+           for e in zoos.set_first(loaders.checkpoint_entries(), state.selected_model_set())
+           if can(e, Cap.PROBE_FEATURES)}
     out["raw"] = "raw pixels (32×32, standardised)"
     out["random"] = "random N(0, I) features"
     return out
@@ -63,6 +63,10 @@ with tab_grid:
                                     format_func={"logreg": "logistic regression", "knn": "k-NN (k = 5)",
                                                  "linear": "linear layer (torch)"}.get)
         submitted = st.form_submit_button("Run the probes", type="primary", icon=":material/play_arrow:")
+    by_path = {str(e.path): e for e in loaders.checkpoint_entries()}
+    for f in features:                          # the sidebar names the checkpoints this page probes
+        if f in by_path:
+            name_in_sidebar(by_path[f])
     fractions = [f for f in FRACTIONS if lo <= f <= hi]
     noise_levels = sorted({0.0, float(noise)})
     if not cohort.has_kl:

@@ -52,14 +52,20 @@ def in_set(entry: CheckpointEntry, key: str) -> bool:
     return entry.origin == "bundled" if key == BUNDLED else entry.origin == "zoo" and entry.zoo == key
 
 
-def set_entry(entries: list[CheckpointEntry], key: str, cap: Cap) -> CheckpointEntry | None:
-    """The set's first checkpoint whose model type has ``cap``: in name order for the bundled set (as listed),
-    in the zoo's training order for a zoo (β-VAE before VAESim, as the bundled names sort)."""
-    found = [e for e in entries if in_set(e, key) and cap in capabilities_of(e.model_type)]
+def set_first(entries: list[CheckpointEntry], key: str) -> list[CheckpointEntry]:
+    """The set's checkpoints first — in name order for the bundled set (as listed), in the zoo's training
+    order for a zoo (β-VAE before VAESim, as the bundled names sort) — then the others as listed."""
+    mine = [e for e in entries if in_set(e, key)]
     if key != BUNDLED:
         order = {name: i for i, name in enumerate(ZOO_MODELS)}     # entry folders: <zoo>/<name>/checkpoint
-        found.sort(key=lambda e: order.get(e.path.parent.name, len(order)))
-    return found[0] if found else None
+        mine.sort(key=lambda e: order.get(e.path.parent.name, len(order)))
+    return mine + [e for e in entries if not in_set(e, key)]
+
+
+def set_entry(entries: list[CheckpointEntry], key: str, cap: Cap) -> CheckpointEntry | None:
+    """The set's first checkpoint (``set_first`` order) whose model type has ``cap``."""
+    return next((e for e in set_first(entries, key) if in_set(e, key) and cap in capabilities_of(e.model_type)),
+                None)
 
 
 def missing_reason(model_set: ModelSet, cap: Cap) -> str:

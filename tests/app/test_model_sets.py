@@ -158,3 +158,10 @@ def test_the_probe_lab_compares_the_zoos_own_dual_head_variants(zapp, zoo_home):
     zapp.switch_page("pages/probe_lab.py").run()
     assert_no_exception(zapp)
     assert any(t.label == "Compare dual, single_kl, single_oa on the test split" for t in zapp.toggle)
+
+
+def test_the_probe_lab_probes_the_sets_checkpoint_by_default_and_names_it(zapp):
+    _use(zapp, "realknee-mini")
+    zapp.switch_page("pages/probe_lab.py").run()
+    assert_no_exception(zapp)
+    assert "This page uses **beta_vae · real · trained on realknee-mini**." in _sidebar_texts(zapp)
