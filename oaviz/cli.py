@@ -15,6 +15,7 @@ from oaviz.errors import ConfigError, DataError
 COMMAND_MODULES = (
     "oaviz.commands.synth",
     "oaviz.commands.train",
+    "oaviz.commands.train_zoo",
     "oaviz.commands.embed",
     "oaviz.commands.importing",
     "oaviz.commands.probe",

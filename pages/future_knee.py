@@ -8,7 +8,7 @@ import streamlit as st
 
 from oaviz.services import cohort_risk
 from oaviz.services.measure import images_pixel_mm
-from oaviz.ui import cached, jobs_panel, layout, state
+from oaviz.ui import cached, cohort_notes, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
@@ -20,6 +20,7 @@ ctx = layout.start_page("pages/future_knee.py", "A latent diffusion model, train
                         "knee, imagines the next visit. Several samples give the mean future, where they disagree, "
                         "what changes, and the risk that the grade goes up.")
 cohort, cohort_ref = ctx.cohort, ctx.cohort_ref
+cohort_notes.say_missing(cohort, "progression")
 ckpt = pick_checkpoint_with(Cap.FUTURES, "Diffusion checkpoint", "future.ckpt",
                           "No latent-diffusion checkpoint yet. Train a VQ-VAE, a multi-task classifier and then "
                           "`oaviz train latent_diffusion --set vqvae_checkpoint=… --set classifier_checkpoint=…` "

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from oaviz.services.measure import jsw_caption, measured_jsw
-from oaviz.ui import cached, layout, state
+from oaviz.ui import cached, cohort_notes, layout, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap
@@ -18,6 +18,7 @@ ctx = layout.start_page("pages/interpolation.py", "Walk the latent space between
                         "the direction of disease. Every step is decoded; the checks below say whether it still looks "
                         "like real data.", model=Cap.VECTOR_LATENT)
 cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
+cohort_notes.say_missing(cohort, "kl_true")
 
 
 def grade_caption(pred: np.ndarray | None, probs: np.ndarray | None, i: int) -> str:

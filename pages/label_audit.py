@@ -8,7 +8,7 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.errors import ConfigError, DataError
 from oaviz.services.probe_lab import corrected_labels
-from oaviz.ui import cached, layout, state
+from oaviz.ui import cached, cohort_notes, layout, state
 
 SHOWN = 50
 ctx = layout.start_page("pages/label_audit.py", "Labels are noisy (KL readers disagree on about a quarter of "
@@ -16,6 +16,7 @@ ctx = layout.start_page("pages/label_audit.py", "Labels are noisy (KL readers di
                         "beside their neighbours, accept or change the grade, and export the corrected labels.",
                         model="any")
 cohort, model_ref, cohort_ref = ctx.cohort, ctx.model.ref, ctx.cohort_ref
+cohort_notes.say_missing(cohort, "kl_true")
 meta = cohort.metadata
 col = "kl" if cohort.has_kl else "label"
 if meta[col].isna().all():

@@ -8,7 +8,7 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.errors import ConfigError, DataError
 from oaviz.services.latent_map import decode_at, neighbours, selection_stats
-from oaviz.ui import cached, layout, state
+from oaviz.ui import cached, cohort_notes, layout, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.knee_picker import UPLOAD_TYPES
 from oaviz.ui.map_figure import latent_map_figure, selected_points, severity_map_figure
@@ -23,6 +23,7 @@ ctx = layout.start_page("pages/latent_map.py", "Every knee of the cohort as one 
                         "to 2-D. Colour by any known column, lasso a group to see what it holds, click a knee to "
                         "inspect it, click an empty spot to see what the model decodes there.", model="any")
 cohort, model, cohort_ref = ctx.cohort, ctx.model, ctx.cohort_ref
+cohort_notes.say_missing(cohort, "kl_true", "progression")
 
 # ----------------------------------------------------------------- controls
 c = st.columns([1.2, 1.4, 1, 1])

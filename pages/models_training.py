@@ -9,7 +9,7 @@ import streamlit as st
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
-from oaviz.ui import jobs_panel, layout, loaders, state
+from oaviz.ui import jobs_panel, layout, loaders, state, zoo_panel
 from oaviz.ui.demo import DEMO_MAX_RUNNING_JOBS, DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
 from oaviz.ui.model_card import checkpoint_card
 
@@ -88,6 +88,7 @@ def training_form() -> None:
 
 # ----------------------------------------------------------------- jobs
 def _use_checkpoint(job: job_service.Job) -> None:
+    zoo_panel.use_set_button(job)
     if job.kind == "train" and job.output and model_cards.is_checkpoint(job.output):
         st.button("Explore this checkpoint", key=state.use_output_key(job.name), icon=":material/arrow_forward:",
                   on_click=state.request_checkpoint, args=(job.output,))
@@ -107,5 +108,7 @@ def jobs() -> None:
 checkpoints()
 st.divider()
 training_form()
+st.divider()
+zoo_panel.zoo_form()
 st.divider()
 jobs()

@@ -9,12 +9,13 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
+from oaviz.services import zoos
 from oaviz.services.hierarchy import dual_head_checkpoints
 from oaviz.services.probe_lab import read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
 from oaviz.ui.demo import demo_mode
 from oaviz.ui.probe_views import FRACTIONS, curves, hierarchy_report
-from oaviz.ui.model_pick import Cap, can
+from oaviz.ui.model_pick import Cap, can, name_in_sidebar
 from oaviz.ui.refs import ModelRef
 
 ctx = layout.start_page("pages/probe_lab.py", "Do frozen latent codes carry the disease? Train a simple classifier "
@@ -31,7 +32,8 @@ tab_grid, tab_hier = st.tabs(["Label scarcity and noise", "OA/KL hierarchy (dual
 
 def feature_options() -> dict[str, str]:
     """{value passed to the service: label shown}."""
-    out = {str(e.path): f"{e.path.name} ({e.model_type})" for e in loaders.checkpoint_entries()
+    out = {str(e.path): f"{e.label if e.origin == 'zoo' else e.path.name} ({e.model_type})"   # the set's first
+           for e in zoos.set_first(loaders.checkpoint_entries(), state.selected_model_set())
            if can(e, Cap.PROBE_FEATURES)}
     out["raw"] = "raw pixels (32×32, standardised)"
     out["random"] = "random N(0, I) features"
@@ -61,6 +63,10 @@ with tab_grid:
                                     format_func={"logreg": "logistic regression", "knn": "k-NN (k = 5)",
                                                  "linear": "linear layer (torch)"}.get)
         submitted = st.form_submit_button("Run the probes", type="primary", icon=":material/play_arrow:")
+    by_path = {str(e.path): e for e in loaders.checkpoint_entries()}
+    for f in features:                          # the sidebar names the checkpoints this page probes
+        if f in by_path:
+            name_in_sidebar(by_path[f])
     fractions = [f for f in FRACTIONS if lo <= f <= hi]
     noise_levels = sorted({0.0, float(noise)})
     if not cohort.has_kl:
@@ -114,7 +120,8 @@ with tab_grid:
         jobs_panel.session_jobs(state.PROBE_JOBS, key="probe")
 
 with tab_hier:
-    variants = {v: str(p) for v, p in dual_head_checkpoints().items()}
+    zoo = state.selected_model_set()            # a zoo: its own dual-head variants
+    variants = {v: str(p) for v, p in dual_head_checkpoints([zoo] if zoo else None).items()}
     if len(variants) < 2:
         st.info("The comparison needs at least two dual-head checkpoints (single_oa, single_kl, dual). Train them "
                 "on the Models & training page.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,17 +96,18 @@ st.caption(f"{method.upper()} seed {lm.seed}; knees coloured by rater KL. Protot
            "knees).")
 
 st.subheader("VAESim against VAE + KMeans", anchor=False)
-vae_paths = [str(e.path) for e in loaders.checkpoint_entries()
-             if can(e, Cap.VECTOR_LATENT) and not can(e, Cap.PROTOTYPES)]
+vae_names = {str(e.path): e.label if e.origin == "zoo" else e.path.name for e in loaders.checkpoint_entries()
+             if can(e, Cap.VECTOR_LATENT) and not can(e, Cap.PROTOTYPES)}
+vae_paths = list(vae_names)
 vae_path, mismatches = matched_baseline_for(model_ref.path, vae_paths)
 if vae_path is None:
     st.info("A β-VAE checkpoint is needed for the VAE + KMeans baseline.")
 else:
     if mismatches:
-        st.warning(f"No β-VAE matches this VAESim; the closest ({Path(vae_path).name}) differs in "
+        st.warning(f"No β-VAE matches this VAESim; the closest ({vae_names[vae_path]}) differs in "
                    f"{'; '.join(mismatches)}, so part of any difference is the architecture, not the prototypes.")
     else:
-        st.caption(f"Baseline **{Path(vae_path).name}**: the same encoder, decoder, β and reconstruction weight "
+        st.caption(f"Baseline **{vae_names[vae_path]}**: the same encoder, decoder, β and reconstruction weight "
                    "as this VAESim, without the prototypes (the paper's matched VAE).")
     if st.toggle("Compute the comparison (a few seconds)", key=state.PROTO_COMPARE):
         try:

@@ -9,7 +9,7 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.services.measure import images_pixel_mm
 from oaviz.services.reconstructions import report_summary
-from oaviz.ui import cached, layout, state
+from oaviz.ui import cached, cohort_notes, layout, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.model_pick import Cap
 from oaviz.ui.viewer import Panel, show_panels, toolbar
@@ -27,6 +27,7 @@ ctx = layout.start_page("pages/reconstructions.py", "What the model keeps and wh
                         "reconstruction, with the error as a heat map, MSE/PSNR/SSIM, and the joint-space width "
                         "measured on both.", model=Cap.VECTOR_LATENT)
 model_ref, cohort_ref = ctx.model.ref, ctx.cohort_ref
+cohort_notes.say_missing(ctx.cohort, "landmarks")
 report = cached.reconstruction_report(model_ref, cohort_ref)
 summary = report_summary(report)
 

@@ -118,8 +118,14 @@ class OAModel(nn.Module):
         """Model-specific lines for the checkpoint card (the standard entries are never replaced)."""
         return {}
 
+    def fit_training_labels(self, kl: torch.Tensor) -> None:
+        """Hook before training: the training split's KL grades [n] (−1 unknown), e.g. for class weights."""
+
     def validation_score(self, val: dict[str, float]) -> float:
-        """Lower is better; picks the best epoch (and drives early stopping). Default: the validation loss."""
+        """Lower is better; picks the best epoch (and drives early stopping): the validation loss, or
+        1 − OA AUC for a config with ``select_by="oa_auc"`` (when the engine computed one)."""
+        if getattr(self.config, "select_by", "loss") == "oa_auc" and "oa_auc" in val:
+            return 1.0 - float(val["oa_auc"])
         return float(val["loss"])
 
     @property

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from oaviz.data.augment import real_acquisition
 from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, register_model
 from oaviz.models.blocks import check_image_size, conv_decoder, conv_encoder
 
@@ -36,6 +37,10 @@ class BetaVAEConfig:
     # collapses the posterior to a few nats (blurry reconstructions); the demo preset sets 50
     # (σ ≈ 0.1), which keeps β = 4 and lets the latent carry joint-space detail.
     recon_weight: float = 1.0
+    # Real radiographs (the ``real`` preset): encode and reconstruct random re-acquisitions that never mirror
+    # (oaviz.data.augment.real_acquisition), so the latent cannot memorise a few hundred films pixel by pixel.
+    augment: bool = False
+    val_fraction: float = 0.0       # validation share of the subjects (0 = the engine's default split)
     # training defaults used by the engine
     lr: float = 1e-3
     batch_size: int = 32
@@ -45,6 +50,8 @@ class BetaVAEConfig:
         check_image_size(self.image_size, len(self.widths), "beta_vae")
         if self.latent_dim < 1 or self.beta < 0 or self.recon_weight <= 0:
             raise ValueError("latent_dim must be >= 1, beta >= 0 and recon_weight > 0")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("val_fraction must be in [0, 1)")
 
 
 def kl_to_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -90,6 +97,12 @@ class ConvDecoder(nn.Module):
         return torch.sigmoid(self.deconv(h))
 
 
+def training_view(model, x: torch.Tensor) -> torch.Tensor:
+    """What an autoencoder encodes and reconstructs in its loss: x, or in training with ``config.augment``
+    a random re-acquisition of x (input and target alike)."""
+    return real_acquisition(x) if model.config.augment and model.training else x
+
+
 def reparameterise(mu, logvar):
     return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
 
@@ -98,6 +111,8 @@ def reparameterise(mu, logvar):
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "epochs": 25,
              "recon_weight": 50.0},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "epochs": 50},
+    "real": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "epochs": 40,
+             "recon_weight": 50.0, "augment": True, "val_fraction": 0.2},
 }, description="β-VAE (hip OA thesis): μ is the embedding")
 class BetaVAE(Autoencoder):
     capabilities = Autoencoder.capabilities | {Cap.VECTOR_LATENT, Cap.SAMPLE_PRIOR, Cap.PROBE_FEATURES}
@@ -123,7 +138,7 @@ class BetaVAE(Autoencoder):
         return self.encoder(x)[0]
 
     def loss(self, batch, step: int = 0) -> LossOutput:
-        x = batch["image"]
+        x = training_view(self, batch["image"])
         enc = self.encode(x)
         xr = self.decode(enc.z)
         rec = F.mse_loss(xr, x, reduction="none").flatten(1).sum(1).mean()

@@ -26,6 +26,7 @@ from oaviz.models.base import OAModel, build_model
 from oaviz.paths import checkpoints_dir, runs_dir
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+ZOO_MANIFEST = "zoo.json"        # a model set's folder (oaviz.training.zoo.MANIFEST)
 
 
 @dataclass
@@ -118,19 +119,23 @@ class CheckpointEntry:
     """One checkpoint folder as the pickers list it (from a peek at its config.json)."""
 
     path: Path
-    origin: str            # "bundled" or "run"
+    origin: str            # "bundled", "run" or "zoo" (one model of a model set: oaviz train-zoo)
     model_type: str
     preset: str
     summary: str = ""
     mtime: float = field(default=0.0, compare=False)  # when config.json was written
+    cohort: str = ""       # name of the cohort it was trained on
+    zoo: str = ""          # the zoo folder holding it ("" when it is not part of a model set)
 
     @property
     def label(self) -> str:
+        if self.origin == "zoo":
+            return f"{self.path.parent.name} · {self.preset} · trained on {self.cohort or '?'}"   # the zoo entry
         where = "bundled" if self.origin == "bundled" else f"run {self.path.parent.name}"
         return f"{self.path.name if self.origin == 'bundled' else self.model_type} · {self.preset} · {where}"
 
 
-def _peek(path: Path, origin: str) -> CheckpointEntry | None:
+def _peek(path: Path, origin: str, zoo: str = "") -> CheckpointEntry | None:
     try:
         cfg = json.loads((path / CONFIG).read_text())
         mtime = (path / CONFIG).stat().st_mtime
@@ -139,19 +144,26 @@ def _peek(path: Path, origin: str) -> CheckpointEntry | None:
     if not isinstance(cfg, dict):
         return None
     card = cfg.get("card") if isinstance(cfg.get("card"), dict) else {}
+    cohort = cfg.get("cohort") if isinstance(cfg.get("cohort"), dict) else {}
     return CheckpointEntry(path=path, origin=origin, model_type=str(cfg.get("model_type", "unknown")),
-                           preset=str(cfg.get("preset", "?")), summary=str(card.get("summary", "")), mtime=mtime)
+                           preset=str(cfg.get("preset", "?")), summary=str(card.get("summary", "")), mtime=mtime,
+                           cohort=Path(str(cohort.get("path", ""))).name, zoo=zoo)
 
 
 def scan_checkpoints(root: str | os.PathLike, origin: str = "run") -> list[CheckpointEntry]:
     """Checkpoints directly below ``root`` or in a run folder's ``checkpoint/`` (hidden folders
-    skipped), in name order."""
+    skipped), in name order; a zoo folder (``zoo.json``, oaviz train-zoo) gives each of its models'
+    ``<model>/checkpoint`` with origin "zoo"."""
     r = Path(root)
     if not r.is_dir():
         return []
     out = []
     for d in sorted(r.iterdir()):
         if not d.is_dir() or d.name.startswith("."):
+            continue
+        if (d / ZOO_MANIFEST).is_file():
+            out += [e for m in sorted(d.iterdir()) if m.is_dir() and is_checkpoint(m / "checkpoint")
+                    and (e := _peek(m / "checkpoint", "zoo", zoo=str(d)))]
             continue
         for cand in (d / "checkpoint", d):  # a run folder holds its checkpoint in checkpoint/
             if is_checkpoint(cand) and (e := _peek(cand, origin)):

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from oaviz.data.augment import real_acquisition
 from oaviz.models.base import Cap, LossOutput, OAModel, register_model
 
 
@@ -30,6 +31,11 @@ class CNNConfig:
     # radiographs without it the plain conv stack sat at the base rate (BCE ≈ ln 2, val AUC 0.61).
     # False (the default for configs written before it existed) keeps the raw input.
     standardise_input: bool = False
+    # Real radiographs (the ``real`` preset): random re-acquisitions that never mirror (oaviz.data.augment.
+    # real_acquisition), the epoch with the best validation OA AUC, at least a fifth of the subjects validating.
+    augment: bool = False
+    select_by: str = "loss"                  # "loss" | "oa_auc"
+    val_fraction: float = 0.0                # validation share of the subjects (0 = the engine's default split)
     lr: float = 1e-3
     batch_size: int = 32
     epochs: int = 30
@@ -37,6 +43,8 @@ class CNNConfig:
     def __post_init__(self):
         if len(self.widths) != 4:
             raise ValueError("the thesis CNN has exactly 4 conv layers (widths needs 4 entries)")
+        if self.select_by not in ("loss", "oa_auc") or not 0 <= self.val_fraction < 1:
+            raise ValueError("select_by must be 'loss' or 'oa_auc' and val_fraction in [0, 1)")
 
 
 def conv_relu_pool(widths: tuple[int, ...], in_ch: int = 1) -> nn.Sequential:
@@ -59,6 +67,8 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128], "hidden": 64, "epochs": 15, "standardise_input": True},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256], "hidden": 128, "epochs": 30,
               "standardise_input": True},
+    "real": {"image_size": 128, "widths": [16, 32, 64, 128], "hidden": 64, "epochs": 30, "standardise_input": True,
+             "augment": True, "dropout": 0.4, "select_by": "oa_auc", "val_fraction": 0.2},
 }, description="end-to-end CNN baseline for OA (thesis)")
 class CNNBaseline(OAModel):
     capabilities = OAModel.capabilities | {Cap.HEADS, Cap.PREDICT_OA}
@@ -107,6 +117,7 @@ class CNNBaseline(OAModel):
         return self.predict_proba(x)
 
     def loss(self, batch, step: int = 0) -> LossOutput:
-        logits = self.forward(batch["image"])
+        x = batch["image"]
+        logits = self.forward(real_acquisition(x) if self.config.augment and self.training else x)
         bce = masked_bce(logits, batch["oa"])
         return LossOutput(bce, {"bce": bce.detach()})

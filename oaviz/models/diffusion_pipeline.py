@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import torch
 
+from oaviz.data.augment import real_acquisition
 from oaviz.data.registration import register_follow_up
 from oaviz.errors import DataError
 from oaviz.models.base import LossOutput, OAModel
@@ -90,7 +91,11 @@ class DiffusionPipeline(OAModel):
         nxt_img = batch["image_next"]
         if self.config.register_visits and "landmarks" in batch and "landmarks_next" in batch:
             nxt_img = register_follow_up(nxt_img, batch["image"], batch["landmarks_next"], batch["landmarks"])
-        cond = self.to_space(batch["image"])
+        now_img = batch["image"]
+        if self.config.augment and self.training:      # one re-acquisition per pair: both images move together
+            both = real_acquisition(torch.cat([now_img, nxt_img], 1), noise=0.0)
+            now_img, nxt_img = both[:, :1], both[:, 1:]
+        cond = self.to_space(now_img)
         return self.target_from(cond, self.to_space(nxt_img)), cond
 
     def loss(self, batch, step: int = 0) -> LossOutput:

@@ -49,7 +49,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from oaviz.data.augment import random_acquisition
+from oaviz.data.augment import random_acquisition, real_acquisition
 from oaviz.errors import DataError
 from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, load_frozen_model, register_model
 from oaviz.models.frozen import Frozen
@@ -78,6 +78,8 @@ class KECAEConfig:
     discriminator_pretrain_steps: int = 1000  # frozen mode: steps the discriminator trains before it is frozen
     discriminator_checkpoint: str = ""       # frozen mode: judge with this pretrained KL classifier (e.g. multitask)
     augment: bool = False                    # train on random re-acquisitions (pose, exposure, mirror) of each pair
+    keep_sides: bool = False                 # augment with real_acquisition: never a mirror (real, oriented knees)
+    val_fraction: float = 0.0                # validation share of the subjects (0 = the engine's default split)
     fisher_eps: float = 1e-8
     fisher_scope: str = "batch"              # "batch" (public code, stable) | "image" (eq. 7 per image)
     grade_a: int = 0                         # KL grade of `image` (label 0 of the discriminator)
@@ -96,6 +98,8 @@ class KECAEConfig:
                              "3×3 stride-2 blocks")
         if self.lambda_sup < 0 or self.lambda_fisher < 0 or self.discriminator_pretrain_steps < 0:
             raise ValueError("lambda_sup, lambda_fisher and discriminator_pretrain_steps must be >= 0")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("val_fraction must be in [0, 1)")
         if self.grade_a == self.grade_b:
             raise ValueError("grade_a and grade_b must differ")
         if self.discriminator_checkpoint and self.discriminator != "frozen":
@@ -193,6 +197,11 @@ class PretrainedJudge(nn.Module):
              "discriminator_pretrain_steps": 300, "lr": 2e-4, "batch_size": 32, "epochs": 40, "augment": True},
     "paper": {"image_size": 299, "widths": [32, 64, 128, 256, 512, 1024, 2048], "disc_widths": [32, 64, 128, 256],
               "discriminator_pretrain_steps": 2000, "lr": 1e-4, "batch_size": 32, "epochs": 1000, "augment": True},
+    # Demo sizes for real radiographs: re-acquisitions that never mirror (medial stays medial); train-zoo
+    # judges the exchange with the cohort's multitask classifier (discriminator_checkpoint) when it has one.
+    "real": {"image_size": 128, "widths": [32, 64, 128, 128], "disc_widths": [16, 32, 64, 64],
+             "discriminator_pretrain_steps": 300, "lr": 2e-4, "batch_size": 32, "epochs": 40, "augment": True,
+             "keep_sides": True, "val_fraction": 0.2},
 }, description="KECAE: key/non-key exchange between KL 0 and KL 2 knees (augmentation)")
 class KECAE(Autoencoder):
     batch_kind = "grade_pairs"
@@ -317,7 +326,8 @@ class KECAE(Autoencoder):
         if c.augment and self.training:
             # A few hundred images per grade: without new acquisitions the exchange memorises the
             # training knees (flips 95 % of training pairs and 45 % of unseen ones).
-            xa, xb = random_acquisition(xa), random_acquisition(xb)
+            move = real_acquisition if c.keep_sides else random_acquisition
+            xa, xb = move(xa), move(xb)
         out = self.forward_pair(xa, xb)
         ya = torch.zeros(len(xa), dtype=torch.long, device=xa.device)
         yb = torch.ones(len(xb), dtype=torch.long, device=xb.device)

@@ -44,6 +44,10 @@ class _DiffusionConfig:
     target: str = "follow_up"              # what the process generates: "follow_up" or "change" (follow-up − baseline)
     register_visits: bool = False          # train on follow-ups registered onto their baseline (landmarks)
     residual_decode: bool = True           # future image = today + decode(future) − decode(today)
+    # Real radiographs: each (baseline, registered follow-up) pair re-acquired with one draw for both (never
+    # mirrored, no detector noise: noise would read as change), so the change stays the disease's.
+    augment: bool = False
+    val_fraction: float = 0.0              # validation share of the subjects (0 = the engine's default split)
     lr: float = 1e-4
     batch_size: int = 32
     epochs: int = 100
@@ -53,6 +57,8 @@ class _DiffusionConfig:
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {self.schedule!r}")
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}, got {self.target!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("val_fraction must be in [0, 1)")
         if self.width < 1 or not self.mults or self.res_blocks < 1 or self.num_steps < 1 or self.sample_steps < 1:
             raise ValueError("width, mults, res_blocks, num_steps and sample_steps must be positive")
 
@@ -77,6 +83,9 @@ class PixelDiffusionConfig(_DiffusionConfig):
     "paper": {"image_size": 256, "width": 128, "mults": [1, 2, 2], "res_blocks": 2, "attention": True,
               "sample_steps": 50, "lr": 1e-4, "batch_size": 32, "epochs": 200, "target": "change",
               "register_visits": True},
+    "real": {"image_size": 128, "width": 64, "mults": [1, 2, 2], "res_blocks": 1, "attention": True,
+             "sample_steps": 50, "lr": 2e-4, "batch_size": 32, "epochs": 40, "target": "change",
+             "register_visits": True, "augment": True, "val_fraction": 0.2},
 }, description="conditional latent diffusion of the follow-up knee (VQ-VAE latent, v-prediction, DDIM)")
 class LatentDiffusion(DiffusionPipeline):
     """The pipeline in latent space: frozen VQ-VAE (``vqvae``, not saved here) + U-Net + scheduler."""

@@ -21,8 +21,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from oaviz.data.augment import real_acquisition
 from oaviz.models.base import Cap, LossOutput, OAModel, register_model
 from oaviz.models.blocks import check_image_size, conv_encoder
+from oaviz.models.losses import balanced_class_weights, masked_cross_entropy
 
 N_GRADES = 5
 
@@ -36,12 +38,21 @@ class MultiTaskConfig:
     landmark_weight: float = 0.5                          # δ (0 = ablation)
     landmark_loss: str = "l1"                             # "l1" | "mse", in input pixels
     dropout: float = 0.2
+    # Real radiographs (the ``real`` preset): re-acquisitions that never mirror, the landmarks moved with the
+    # image (oaviz.data.augment.real_acquisition); KL weighted against the rarity of KL 4; the epoch with the
+    # best validation OA AUC (P(KL ≥ 2)); at least a fifth of the subjects validating.
+    augment: bool = False
+    kl_balance: float = 0.0                               # CE class weights ∝ count^−kl_balance (0 = off)
+    select_by: str = "loss"                               # "loss" | "oa_auc"
+    val_fraction: float = 0.0                             # validation share of the subjects (0 = engine default)
     lr: float = 1e-3
     batch_size: int = 32
     epochs: int = 30
 
     def __post_init__(self):
         check_image_size(self.image_size, len(self.widths), "multitask")
+        if self.select_by not in ("loss", "oa_auc") or self.kl_balance < 0 or not 0 <= self.val_fraction < 1:
+            raise ValueError("select_by must be 'loss' or 'oa_auc', kl_balance >= 0 and val_fraction in [0, 1)")
         if self.landmark_loss not in ("l1", "mse"):
             raise ValueError(f"landmark_loss must be 'l1' or 'mse', got {self.landmark_loss!r}")
         if self.landmark_weight < 0 or self.n_landmarks < 1 or len(self.deconv_widths) > len(self.widths):
@@ -76,6 +87,8 @@ def landmark_error(pred: torch.Tensor, true: torch.Tensor, size: int, kind: str 
 @register_model("multitask", MultiTaskConfig, presets={
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "deconv_widths": [64, 32, 32], "epochs": 20},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "deconv_widths": [256, 128, 64], "epochs": 50},
+    "real": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "deconv_widths": [64, 32, 32], "epochs": 30,
+             "augment": True, "dropout": 0.4, "kl_balance": 0.5, "select_by": "oa_auc", "val_fraction": 0.2},
 }, description="KL grade + 16 landmarks (soft-argmax) multi-task classifier for progression risk")
 class MultiTaskClassifier(OAModel):
     capabilities = OAModel.capabilities | {Cap.PREDICT_OA, Cap.PREDICT_KL, Cap.LANDMARKS}
@@ -93,6 +106,7 @@ class MultiTaskClassifier(OAModel):
             prev = w
         layers.append(nn.Conv2d(prev, c.n_landmarks, 1))
         self.heatmap_head = nn.Sequential(*layers)
+        self.register_buffer("kl_class_weight", torch.ones(N_GRADES), persistent=False)   # fit_training_labels
 
     @property
     def embed_dim(self) -> int:
@@ -122,11 +136,17 @@ class MultiTaskClassifier(OAModel):
         """[B, K, 2] (x, y) in [0, 1] image coordinates."""
         return self.forward(x)["landmarks"]
 
+    def fit_training_labels(self, kl: torch.Tensor) -> None:
+        """KL class weights from the training grades [n] (``kl_balance`` > 0)."""
+        if self.config.kl_balance > 0:
+            self.kl_class_weight.copy_(balanced_class_weights(kl, N_GRADES, self.config.kl_balance))
+
     def loss(self, batch, step: int = 0) -> LossOutput:
-        out = self.forward(batch["image"])
-        kl = batch["kl"]
-        ok = kl >= 0
-        ce = F.cross_entropy(out["kl"][ok], kl[ok]) if ok.any() else out["kl"].sum() * 0.0
-        lm, px = landmark_error(out["landmarks"], batch["landmarks"], self.config.image_size, self.config.landmark_loss)
+        x, true_lm = batch["image"], batch["landmarks"]
+        if self.config.augment and self.training:
+            x, true_lm = real_acquisition(x, landmarks=true_lm)
+        out = self.forward(x)
+        ce = masked_cross_entropy(out["kl"], batch["kl"], self.kl_class_weight if self.config.kl_balance > 0 else None)
+        lm, px = landmark_error(out["landmarks"], true_lm, self.config.image_size, self.config.landmark_loss)
         total = ce + self.config.landmark_weight * lm
         return LossOutput(total, {"ce_kl": ce.detach(), "landmark": lm.detach(), "landmark_px": px})

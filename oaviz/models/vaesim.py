@@ -27,7 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, register_model
-from oaviz.models.beta_vae import ConvDecoder, GaussianEncoder, kl_to_standard_normal, reparameterise
+from oaviz.models.beta_vae import ConvDecoder, GaussianEncoder, kl_to_standard_normal, reparameterise, training_view
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,8 @@ class VAESimConfig:
     similarity: str = "cosine"      # "cosine" (paper) | "dot" (reference code)
     ema_mode: str = "paper"         # "paper": η on the batch mean | "slow": η on the old prototype
     total_steps: int = 0            # set by the engine (set_total_steps); τ schedule spans half of it
+    augment: bool = False           # real radiographs: train on re-acquisitions that never mirror (see BetaVAEConfig)
+    val_fraction: float = 0.0       # validation share of the subjects (0 = the engine's default split)
     lr: float = 1e-3
     batch_size: int = 32
     epochs: int = 50
@@ -58,8 +60,8 @@ class VAESimConfig:
                              f"(old prototype weighted by eta), got {self.ema_mode!r}")
         if self.n_prototypes < 2 or not 0 <= self.eta <= 1:
             raise ValueError("n_prototypes must be >= 2 and eta in [0, 1]")
-        if self.recon_weight <= 0:
-            raise ValueError("recon_weight must be > 0")
+        if self.recon_weight <= 0 or not 0 <= self.val_fraction < 1:
+            raise ValueError("recon_weight must be > 0 and val_fraction in [0, 1)")
 
 
 def temperature_at(step: int, total_steps: int, start: float = 1.0, end: float = 0.01) -> float:
@@ -95,6 +97,8 @@ def ema_update(Q: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eta: floa
              "epochs": 25},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "n_prototypes": 16,
               "epochs": 50},
+    "real": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16,
+             "recon_weight": 50.0, "epochs": 40, "augment": True, "val_fraction": 0.2},
 }, description="VAESim: prototype-conditioned VAE")
 class VAESim(Autoencoder):
     capabilities = Autoencoder.capabilities | {Cap.VECTOR_LATENT, Cap.PROTOTYPES, Cap.PROBE_FEATURES}
@@ -156,7 +160,7 @@ class VAESim(Autoencoder):
 
     def loss(self, batch, step: int = 0) -> LossOutput:
         self.tau.fill_(temperature_at(step, self._total_steps, self.config.tau_start, self.config.tau_end))
-        x = batch["image"]
+        x = training_view(self, batch["image"])
         enc = self.encode(x)
         c = enc.extras["c"]
         xr = self.decode(enc.z, c)

@@ -28,6 +28,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from oaviz.models.base import Autoencoder, Encoded, LossOutput, register_model
+from oaviz.models.beta_vae import training_view
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class VQVAEConfig:
     decay: float = 0.99                        # EMA decay of the codebook statistics
     eps: float = 1e-5                          # Laplace smoothing of the code counts
     restart_after: int = 100                   # updates without a hit before a code is restarted
+    augment: bool = False                      # real radiographs: re-acquisitions that never mirror (BetaVAEConfig)
+    val_fraction: float = 0.0                  # validation share of the subjects (0 = the engine's default split)
     lr: float = 2e-4
     batch_size: int = 32
     epochs: int = 50
@@ -53,6 +56,8 @@ class VQVAEConfig:
             raise ValueError(f"vqvae: image_size {self.image_size} must be a multiple of {f}")
         if self.codebook_size < 2 or self.embedding_dim < 1:
             raise ValueError("codebook_size must be >= 2 and embedding_dim >= 1")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError("val_fraction must be in [0, 1)")
         if not 0 < self.decay < 1 or self.beta < 0 or self.restart_after < 1:
             raise ValueError("decay must be in (0, 1), beta >= 0 and restart_after >= 1")
 
@@ -204,6 +209,9 @@ class VectorQuantizerEMA(nn.Module):
              "codebook_size": 256, "restart_after": 20, "lr": 5e-4, "batch_size": 32, "epochs": 30},
     "paper": {"image_size": 256, "widths": [64, 128, 256], "res_blocks": 2, "embedding_dim": 4,
               "codebook_size": 1024, "restart_after": 100, "epochs": 100},
+    "real": {"image_size": 128, "widths": [32, 64, 128], "res_blocks": 1, "embedding_dim": 4,
+             "codebook_size": 256, "restart_after": 20, "lr": 5e-4, "batch_size": 32, "epochs": 30,
+             "augment": True, "val_fraction": 0.2},
 }, description="VQ-VAE (8× compression, EMA codebook): the latent space of the progression diffusion")
 class VQVAE(Autoencoder):
     capabilities = Autoencoder.capabilities                   # a spatial latent: no VECTOR_LATENT
@@ -258,7 +266,7 @@ class VQVAE(Autoencoder):
         return self.encode_continuous(x).flatten(1)
 
     def loss(self, batch, step: int = 0) -> LossOutput:
-        x = batch["image"]
+        x = training_view(self, batch["image"])
         z_e = self.encode_continuous(x)
         z_q, idx = self.quantise(z_e)
         xr = self.decode(z_q)

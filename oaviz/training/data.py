@@ -76,10 +76,18 @@ def split_tensors(cohort: Cohort, rows: np.ndarray, size: int) -> SplitTensors:
     )
 
 
-def train_val_rows(cohort: Cohort, max_images: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation row indices; without a val split, hold out 15 % of train subjects."""
+def train_val_rows(cohort: Cohort, max_images: int | None, seed: int,
+                   val_fraction: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Train and validation row indices; without a val split, hold out 15 % of train subjects.
+
+    ``val_fraction`` > 0: at least that share of the train + val subjects validate — held out of train
+    when there is no val split, and a val split that is smaller is topped up with train subjects (seeded),
+    so a 5-grade classifier is not chosen on a handful of knees per grade.
+    """
     tr, va = cohort.split_indices("train"), cohort.split_indices("val")
-    if len(va) == 0:
+    if val_fraction > 0:
+        tr, va = _top_up_validation(cohort, tr, va, val_fraction, seed)
+    elif len(va) == 0:
         subj = cohort.metadata["subject_id"].to_numpy()[tr]
         uniq = np.unique(subj)
         rng = np.random.default_rng(seed)
@@ -91,6 +99,21 @@ def train_val_rows(cohort: Cohort, max_images: int | None, seed: int) -> tuple[n
     if max_images and len(tr) > max_images:
         tr = np.sort(np.random.default_rng(seed).choice(tr, max_images, replace=False))
     return tr, va
+
+
+def _top_up_validation(cohort: Cohort, tr: np.ndarray, va: np.ndarray, fraction: float,
+                       seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Move whole train subjects (seeded order) into validation until ``fraction`` of all the
+    train + val subjects validate (train keeps at least one subject)."""
+    subj = cohort.metadata["subject_id"].to_numpy()
+    tr_subj, va_subj = pd.unique(subj[tr]), pd.unique(subj[va])
+    want = int(round(fraction * (len(tr_subj) + len(va_subj)))) - len(va_subj)
+    want = min(want, len(tr_subj) - 1)
+    if want <= 0:
+        return tr, va
+    moved = set(np.random.default_rng(seed).permutation(tr_subj)[:want])
+    is_moved = np.array([s in moved for s in subj[tr]])
+    return tr[~is_moved], np.sort(np.concatenate([va, tr[is_moved]]))
 
 
 # ----------------------------------------------------------------- pairs
@@ -268,10 +291,11 @@ def training_data(cohort: Cohort, kind: str, config, max_images: int | None, see
     if kind not in BATCH_KINDS:
         raise DataError(f"unknown batch kind {kind!r}; known: {BATCH_KINDS}")
     size = int(config.image_size)
+    vf = float(getattr(config, "val_fraction", 0.0))
     if kind == "images":
-        tr, va = train_val_rows(cohort, max_images, seed)
+        tr, va = train_val_rows(cohort, max_images, seed, vf)
         return split_tensors(cohort, tr, size), (split_tensors(cohort, va, size) if len(va) else None)
-    tr, va = train_val_rows(cohort, None, seed)      # whole subjects: a pair needs both of its visits
+    tr, va = train_val_rows(cohort, None, seed, vf)  # whole subjects: a pair needs both of its visits
     if kind == "visit_pairs":
         build = lambda rows, cap, role: visit_pair_tensors(  # noqa: E731
             cohort, rows, size, getattr(config, "horizon_months", None), cap, seed, role)

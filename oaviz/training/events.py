@@ -30,11 +30,13 @@ _PARSED: dict[str, tuple[int, int, list[Event]]] = {}
 
 
 class EventLog:
-    """Appends events (flushed per line). Disabled on non-zero DDP ranks."""
+    """Appends events (flushed per line). Disabled on non-zero DDP ranks. ``listener``, when given, is
+    called with every event written (``oaviz train-zoo`` turns a model's progress into the zoo's)."""
 
-    def __init__(self, path: str | Path, enabled: bool = True):
+    def __init__(self, path: str | Path, enabled: bool = True, listener=None):
         self.path = Path(path)
         self.enabled = enabled
+        self.listener = listener
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -46,6 +48,8 @@ class EventLog:
         rec = {"t": round(time.time(), 3), "event": event, **fields}
         with open(self.path, "a") as f:
             f.write(json.dumps(rec, default=_clean) + "\n")
+        if self.listener is not None:
+            self.listener(rec)
 
 
 def _clean(o):

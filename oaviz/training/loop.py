@@ -55,6 +55,8 @@ class TrainSpec:
     overrides: dict = field(default_factory=dict)
     log_every: int = 5
     init_from: str | None = None   # a checkpoint of the same model type to start from (fine-tuning)
+    command: str | None = None     # the `oaviz train …` line recorded in the checkpoint (default: this process's argv)
+    listener: object = None        # called with every progress event (EventLog); train-zoo's progress relay
 
 
 class _LossModule(nn.Module):
@@ -136,7 +138,7 @@ def train(spec: TrainSpec) -> dict:
     rank, world = ddp.setup()
     is_main = rank == 0
     run_dir = Path(spec.run_dir) if spec.run_dir else default_run_dir(spec.model)
-    log = EventLog(run_dir / "events.jsonl", enabled=is_main)
+    log = EventLog(run_dir / "events.jsonl", enabled=is_main, listener=spec.listener)
     try:
         result = _train(spec, rank, world, run_dir, log)
         return result
@@ -166,6 +168,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     train_t, val_t = training_data(cohort, model_cls.batch_kind, config, spec.max_images, spec.seed)
 
     model = build_model(spec.model, config)
+    model.fit_training_labels(train_t.kl)     # e.g. KL class weights; recomputed on resume (same split)
     if spec.init_from:
         _warm_start(model, spec.model, spec.init_from)
     model = model.to(device)
@@ -259,7 +262,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
     metrics["best_val_loss"] = None if not math.isfinite(best_val) else best_val
     seconds = time.perf_counter() - t_start
     if is_main:
-        command = "oaviz " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+        command = spec.command or ("oaviz " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else "")
         save_checkpoint(
             model.cpu(), spec.out,
             preset=spec.preset,

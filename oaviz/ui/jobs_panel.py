@@ -53,6 +53,9 @@ def job_card(job: job_service.Job, *, show_curve: bool = True, on_done: Callable
                      icon=":material/error:")
         elif job.status == "finished" and on_done is not None:
             on_done(job)
+        if job.kind == "train-zoo":
+            from oaviz.ui.zoo_panel import model_rows   # one row per model of the zoo
+            model_rows(job)
         if show_curve and job.kind == "train":
             steps = job_service.loss_curve(job.run_dir)
             epochs = job_service.epoch_curve(job.run_dir)

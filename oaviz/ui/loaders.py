@@ -23,7 +23,7 @@ from oaviz.data.cohort import Cohort
 from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint
 from oaviz.paths import checkpoints_dir, cohorts_dir, default_cohort_dir, home, runs_dir
 from oaviz.services import cohorts as cohort_service
-from oaviz.services import model_cards
+from oaviz.services import model_cards, zoos
 from oaviz.ui import plots
 
 
@@ -145,6 +145,16 @@ def checkpoint_entries() -> list[model_cards.CheckpointEntry]:
 
 
 @st.cache_data(show_spinner=False, ttl=5)
+def _model_sets(runs_root: str) -> list[zoos.ModelSet]:
+    return zoos.list_model_sets(runs_root)
+
+
+def model_sets() -> list[zoos.ModelSet]:
+    """The bundled demo set, then each zoo under the runs folder (re-listed at most every 5 s)."""
+    return _model_sets(str(runs_dir()))
+
+
+@st.cache_data(show_spinner=False, ttl=5)
 def _cohort_summaries(root: str) -> list[cohort_service.CohortSummary]:
     return cohort_service.list_available(root)
 
@@ -158,3 +168,4 @@ def clear_listings() -> None:
     """Forget the cached folder listings (after a new cohort or checkpoint appears)."""
     _checkpoint_entries.clear()
     _cohort_summaries.clear()
+    _model_sets.clear()

@@ -1,4 +1,4 @@
-"""The shared sidebar: pick the cohort and the checkpoint every page works on. No compute."""
+"""The shared sidebar: pick the cohort, the model set and the checkpoint every page works on. No compute."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ def render() -> Selection:
             chosen = None
             st.caption("No cohort yet.")
 
+        model_set = _model_set_picker()
         pending = state.take_pending_checkpoint()
         entries = loaders.checkpoint_entries()
         if pending and pending not in {str(e.path) for e in entries}:
@@ -59,7 +60,8 @@ def render() -> Selection:
         ck_options = ["", *by_ckpt]
         _apply_pending(state.CHECKPOINT, pending, ck_options)
         ckpt = st.selectbox("Model checkpoint", ck_options, key=state.CHECKPOINT,
-                            format_func=lambda p: by_ckpt[p].label if p else "Each page's bundled default",
+                            format_func=lambda p: by_ckpt[p].label if p else (
+                                "Each page's bundled default" if not model_set else "Each page's model from the set"),
                             help="Bundled demo checkpoints and the ones your training jobs wrote.")
         if ckpt:
             st.caption(by_ckpt[ckpt].summary or by_ckpt[ckpt].model_type)
@@ -69,3 +71,25 @@ def render() -> Selection:
             st.badge("Public demo", icon=":material/public:", color="violet",
                      help="Uploads only, no server paths; jobs are capped in size.")
     return Selection(cohort=chosen, checkpoint=ckpt or None)
+
+
+def _model_set_picker() -> str:
+    """The "Model set" picker (shown once a zoo exists): the bundled demo set or a zoo "trained on <cohort>";
+    returns its key ("" for the bundled set)."""
+    pending = state.take_pending_model_set()
+    sets = loaders.model_sets()
+    if pending and pending not in {s.key for s in sets}:
+        loaders.clear_listings()          # a zoo that just appeared
+        sets = loaders.model_sets()
+    if len(sets) < 2:
+        st.session_state.pop(state.MODEL_SET, None)
+        return ""
+    by_key = {s.key: s for s in sets}
+    _apply_pending(state.MODEL_SET, pending, list(by_key))
+    key = st.selectbox("Model set", list(by_key), key=state.MODEL_SET, format_func=lambda k: by_key[k].label,
+                       help="The checkpoints the pages use: the bundled demo set, or a zoo that `oaviz train-zoo` "
+                            "(or the Models & training page) trained on one cohort.")
+    left = by_key[key].left_out
+    if left:
+        st.caption("Not in this set: " + "; ".join(f"{m} ({why})" for m, why in left.items()))
+    return key

@@ -15,6 +15,8 @@ CHECKPOINT = "oaviz.checkpoint"            # str: path of the selected checkpoin
 _PENDING_COHORT = "oaviz.cohort.pending"   # set by pages, applied by the sidebar before it draws
 _PENDING_CHECKPOINT = "oaviz.checkpoint.pending"
 FLASH = "oaviz.flash"                      # (kind, text) shown once at the top of the next run
+MODEL_SET = "oaviz.model_set"              # str: "" for the bundled demo set, else a zoo folder (widget key)
+_PENDING_MODEL_SET = "oaviz.model_set.pending"
 
 # --- Data page -------------------------------------------------------------------------------
 DATA_TAB = "data.tab"
@@ -57,6 +59,8 @@ MODELS_TRAIN_EPOCHS = "models.train.epochs"
 MODELS_TRAIN_COHORT = "models.train.cohort"
 MODELS_TRAIN_DEVICE = "models.train.device"
 MODELS_SHOW_ALL_JOBS = "models.jobs.show_all"
+MODELS_ZOO_COHORT = "models.zoo.cohort"
+MODELS_ZOO_PRESET = "models.zoo.preset"
 
 # --- Compare models page ---------------------------------------------------------------------
 COMPARE_A = "compare.a"                    # str: checkpoint path of the left model
@@ -105,6 +109,21 @@ def selected_checkpoint() -> str | None:
 def request_cohort(path: str) -> None:
     """Ask the sidebar to switch to ``path`` on the next run (a widget's value cannot change mid-run)."""
     st.session_state[_PENDING_COHORT] = str(path)
+
+
+def selected_model_set() -> str:
+    """The model set picked in the sidebar: "" for the bundled demo set, else a zoo folder."""
+    return st.session_state.get(MODEL_SET) or ""
+
+
+def request_model_set(key: str) -> None:
+    """Ask the sidebar to switch to the model set ``key`` (and to each page's checkpoint from it) on the next run."""
+    st.session_state[_PENDING_MODEL_SET] = str(key)
+    st.session_state[_PENDING_CHECKPOINT] = ""
+
+
+def take_pending_model_set() -> str | None:
+    return st.session_state.pop(_PENDING_MODEL_SET, None)
 
 
 def request_checkpoint(path: str | None) -> None:
