@@ -20,25 +20,27 @@ from oaviz.data import synth_knee as K
 from oaviz.data.synth_render import col, gaussian_blur
 
 FOV_MM = 90.0
-CENTRE_DY = 8.0         # mm the frame's centre sits above the joint line (real crops: joint at ~55 % of H)
+CENTRE_DY = 5.0         # mm the frame's centre sits above the joint line (real crops: joint at ~55 % of H)
 SHIFT_SD = 0.5          # lateral centring spread as a share of the schematic's (the crops are centred on the knee)
 LANDMARK_NAMES = K.LANDMARK_NAMES
-SHAPE = K.KneeShape(fem_flare=(9.0, 20.0), tib_flare=(2.0, 16.0), condyle_blend=6.0, notch_depth=0.55,
-                    notch_dy=12.0, shaft_mm=25.0, mu_cortex=0.06, mu_trab=0.030, patella=0.15, tibia=1.15,
-                    radius_max=(24.0, 24.0), soft=4.0)
+SHAPE = K.KneeShape(fem_flare=(15.0, 35.0), tib_flare=(2.0, 16.0), condyle_blend=9.0, notch_depth=0.65,
+                    notch_dy=9.0, shaft_mm=25.0, mu_cortex=0.10, mu_trab=0.030, patella=0.3, tibia=1.15,
+                    radius_max=(24.0, 24.0), soft=4.0, cup=(0.004, 0.0), droop=0.035, droop_from=0.5,
+                    spine_w=1.6, eminence=0.5, ost_round=1.8, ost_blend=3.0)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
 _JSW_MED = [1.0, 0.99, 0.91, 0.48, 0.42]
 _JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
 _OST_MM = [0.0, 0.0, 1.2, 2.8, 4.2, 6.0]
-_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 6.0, 0.2, 0.5, 0.10   # texture bank
+_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 5.0, 0.3, 0.25, 0.06   # texture bank
 # Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
 # typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
 _WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+_WINDOW_FAR_MM = 18.0   # the window is set on pixels this far above/below the joint line
 _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
-_SCALE = {"Wc": 1.05, "Wt": 1.05, "rxm": 1.12, "rxl": 1.12, "rym": 1.1, "ryl": 1.1, "fs": 2.6, "ts": 1.9,
-          "fib_rx": 1.3, "notch_w": 1.25, "notch_h": 1.8, "spine_h": 0.8, "spine_dx": 1.1,
+_SCALE = {"Wc": 1.05, "Wt": 1.05, "rxm": 1.05, "rxl": 1.05, "rym": 1.55, "ryl": 1.55, "fs": 2.6, "ts": 1.9,
+          "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 1.5, "notch_h": 1.3, "spine_h": 1.3, "spine_dx": 1.1,
           "jsw0_m": 0.56, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
 
 
@@ -103,25 +105,30 @@ def sample_film(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     """Per-film processing [n] each, from the style's own stream (the cohort's draws stay the schematic's)."""
     return {
         "f_blur": rng.uniform(0.35, 0.95, n),
-        "f_usm": rng.uniform(0.1, 0.5, n),           # unsharp-mask gain of the film's processing
-        "f_usm_sigma": rng.uniform(3.0, 8.0, n),     # px at 224
+        "f_usm": rng.uniform(0.3, 0.9, n),           # unsharp-mask gain of the film's processing
+        "f_usm_sigma": rng.uniform(4.0, 10.0, n),     # px at 224
         "f_noise": rng.uniform(0.006, 0.03, n),
         "f_level": rng.normal(0.60, 0.065, n).clip(0.4, 0.8),   # displayed median (the film's window)
         "f_width": rng.lognormal(0.0, 0.15, n),                 # ... and its contrast around it
         "f_sat": rng.uniform(0.1, 0.5, n),           # film saturation: how much the bone is compressed
-        "f_dy": rng.normal(0.0, 4.0, n),             # crop centring (mm): added to the acquisition's
+        "f_dy": rng.normal(0.0, 2.0, n),             # crop centring (mm): added to the acquisition's
         "f_flat": rng.uniform(0.3, 0.9, n),
         "f_tilt": rng.normal(0.0, 0.08, n),          # exposure falling off across the film (x)         # large-scale flattening (dynamic range compression)
     }
 
 
-def _window(v: torch.Tensor, level: np.ndarray, width: np.ndarray) -> torch.Tensor:
+def _window(v: torch.Tensor, level: np.ndarray, width: np.ndarray, far: torch.Tensor) -> torch.Tensor:
     """Display window [B,H,W] -> [0, 1]: each film's quantiles _WINDOW_Q mapped piecewise-linearly
-    to its displayed values (median ``level``, spread about it scaled by ``width``)."""
+    to its displayed values (median ``level``, spread about it scaled by ``width``).
+
+    far [B,H,W] bool: the pixels the quantiles are taken over — away from the joint, so that
+    osteophytes and sclerosis brighten the film as on a real one instead of shifting its window."""
     b = len(v)
-    q = v[:, ::3, ::3].flatten(1).sort(dim=1).values          # every 9th pixel is plenty for the window
-    m = q.shape[1] - 1
-    src = q[:, [int(round(p * m)) for p in _WINDOW_Q]]        # [B, K]
+    keep = far[:, ::3, ::3].flatten(1)                              # every 9th pixel is plenty
+    q = torch.where(keep, v[:, ::3, ::3].flatten(1), torch.inf).sort(dim=1).values
+    last = (keep.sum(1, keepdim=True) - 1).clamp(min=0)
+    idx = (last * torch.tensor(_WINDOW_Q)[None]).round().long()   # [B, K] ranks among the kept pixels
+    src = q.gather(1, idx)                                        # [B, K]
     dst = level[:, None] + width[:, None] * np.asarray(_WINDOW_OFF)[None]
     dst = torch.as_tensor(dst, dtype=torch.float32).clamp(0.0, 1.0)
     out = dst[:, :1].reshape(b, 1, 1).expand_as(v).clone()
@@ -131,7 +138,10 @@ def _window(v: torch.Tensor, level: np.ndarray, width: np.ndarray) -> torch.Tens
         out = out + t * (dst[:, i + 1] - dst[:, i]).reshape(b, 1, 1)
     below = (v - src[:, :1].reshape(b, 1, 1)).clamp(max=0.0)
     above = (v - src[:, -1:].reshape(b, 1, 1)).clamp(min=0.0)
-    return out + 0.5 * (below + above)                        # the tails keep a little slope
+    out = out + 0.5 * (below + above)                         # the tails keep a little slope
+    # The film's shoulder: highlights roll off below white (real films of the set never saturate).
+    knee = 0.88
+    return torch.where(out > knee, knee + (1 - knee) * torch.tanh((out - knee) / (1 - knee)), out)
 
 
 def _lowpass(v: torch.Tensor, pool: int, sigma: float = 2.5) -> torch.Tensor:
@@ -157,4 +167,4 @@ def develop(att: torch.Tensor, y_mm: torch.Tensor, acq: dict, noise_rng: np.rand
     g = torch.from_numpy(noise_rng.standard_normal(v.shape).astype(np.float32))
     span = v.amax((1, 2), keepdim=True) - v.amin((1, 2), keepdim=True)
     v = v + g * col(acq["f_noise"]) * (0.5 + v.clamp(0, 1).sqrt()) * span
-    return _window(v, acq["f_level"], acq["f_width"])
+    return _window(v, acq["f_level"], acq["f_width"], y_mm.abs() > _WINDOW_FAR_MM)

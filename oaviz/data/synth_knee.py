@@ -48,6 +48,13 @@ class KneeShape:
     radius_max: tuple[float, float] = (28.0, 27.0)  # femoral, tibial half-depth along the beam
     tibia: float = 1.0                              # tibial density relative to the femur's
     soft: float = 1.0                               # soft-tissue attenuation (thick legs, little bone contrast)
+    cup: tuple[float, float] = (0.012, 0.006)       # medial, lateral plateau cupping (1/mm)
+    droop: float = 0.0                              # plateau rim falling away beyond ``droop_from`` (1/mm)
+    droop_from: float = 0.55                        # ... as a fraction of the condyle's half-width
+    spine_w: float = 1.0                            # tibial spine width multiplier
+    eminence: float = 0.0                           # broad intercondylar eminence under the spines (x spine_h)
+    ost_round: float = 1.0                          # osteophyte thickness multiplier (>1: blunt lips, not spikes)
+    ost_blend: float = 1.2                          # smooth-union radius of osteophyte and bone (mm)
 
 
 SCHEMATIC = KneeShape()
@@ -106,18 +113,38 @@ def pathology(s: np.ndarray, anat: dict[str, np.ndarray], jsw_med=_JSW_MED, jsw_
     }
 
 
-def _plateau_top(x, P, A):
+def _compartment_top(x, jsw, cx, rx, cup: float, k: KneeShape):
+    """Plateau height (mm, y down) of one compartment at x (numpy or torch, broadcast): cupped under
+    its condyle and, where the style asks for it, falling away toward the rim."""
+    d = x - cx
+    top = jsw / 2 + cup * d ** 2
+    if k.droop:
+        beyond = abs(d) - k.droop_from * rx
+        top = top + k.droop * ((beyond + abs(beyond)) / 2) ** 2
+    return top
+
+
+def _eminence(x, sdx, k: KneeShape):
+    """The broad base of the intercondylar eminence (fraction of the spine height) at x."""
+    return k.eminence * (2.718281828 ** (-(x / (1.9 * sdx)) ** 2))
+
+
+def _plateau_top(x, P, A, k: KneeShape = None):
     """Tibial plateau surface y(x) [B,H,W]: each compartment cupped under its condyle."""
+    k = k or SCHEMATIC
     cxm = col(A["Wc"] - 0.95 * A["rxm"])
     cxl = -col(A["Wc"] - 0.95 * A["rxl"])
-    med = col(P["jsw_m"]) / 2 + 0.012 * (x - cxm) ** 2
-    lat = col(P["jsw_l"]) / 2 + 0.006 * (x - cxl) ** 2 - 0.4
+    med = _compartment_top(x, col(P["jsw_m"]), cxm, col(A["rxm"]), k.cup[0], k)
+    lat = _compartment_top(x, col(P["jsw_l"]), cxl, col(A["rxl"]), k.cup[1], k) - 0.4
     w = smoothstep(-4.0, 4.0, x)
     top = w * med + (1 - w) * lat
     # Tibial spines rise into the intercondylar notch.
     sh = col(A["spine_h"] * P["spine_peak"])
     sdx = col(A["spine_dx"])
-    spines = sh * (torch.exp(-((x - sdx) / 2.3) ** 2) + 0.85 * torch.exp(-((x + sdx) / 2.5) ** 2))
+    spines = sh * (torch.exp(-((x - sdx) / (2.3 * k.spine_w)) ** 2)
+                   + 0.85 * torch.exp(-((x + sdx) / (2.5 * k.spine_w)) ** 2))
+    if k.eminence:
+        spines = spines + sh * _eminence(x, sdx, k)
     return top - spines
 
 
@@ -153,21 +180,23 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     # Marginal osteophytes: beaks at the outer-lower corners of the condyles.
     om, ol = col(P["ost_m"]) + 1e-3, col(P["ost_l"]) + 1e-3
     sd_fem = smin(sd_fem, sd_rot_ellipse(x, y, cxm + rxm * 0.93, cym + rym * 0.42,
-                                         om, om * 0.42, torch.full_like(om, 0.75)), 1.2)
+                                         om, om * (0.42 * k.ost_round), torch.full_like(om, 0.75)), k.ost_blend)
     sd_fem = smin(sd_fem, sd_rot_ellipse(x, y, cxl - rxl * 0.93, cyl + ryl * 0.42,
-                                         ol, ol * 0.42, torch.full_like(ol, -0.75)), 1.2)
+                                         ol, ol * (0.42 * k.ost_round), torch.full_like(ol, -0.75)), k.ost_blend)
 
     # ---------------- tibia: plateau + tapering metaphysis (in the rotated frame)
     Wt, ts = col(A["Wt"]), col(A["ts"])
-    top = _plateau_top(xt, P, A)
+    top = _plateau_top(xt, P, A, k)
     # Trumpet-shaped metaphysis: the plateau overhangs, the sides are concave.
     hwt = ts + (Wt - ts) / (1 + (((yt - k.tib_flare[0]).clamp(min=0.0)) / k.tib_flare[1]) ** 2)
     sd_tib = smax(xt.abs() - hwt, top - yt, 2.5)
-    ym_edge = col(P["jsw_m"]) / 2 + 0.012 * (Wt - cxm) ** 2  # medial plateau height at its margin
-    sd_tib = smin(sd_tib, sd_rot_ellipse(xt, yt, Wt + om * 0.35, ym_edge + 0.8, om, om * 0.4,
-                                         torch.full_like(om, -0.55)), 1.2)
-    sd_tib = smin(sd_tib, sd_rot_ellipse(xt, yt, -Wt - ol * 0.35, ym_edge + 0.4, ol, ol * 0.4,
-                                         torch.full_like(ol, 0.55)), 1.2)
+    ym_edge = _compartment_top(Wt, col(P["jsw_m"]), cxm, rxm, k.cup[0], k)  # medial plateau height at its margin
+    # (the schematic puts the lateral beak at the medial rim's height; a drooping rim needs its own)
+    yl_edge = ym_edge if not k.droop else _compartment_top(-Wt, col(P["jsw_l"]), cxl, rxl, k.cup[1], k) - 0.4
+    sd_tib = smin(sd_tib, sd_rot_ellipse(xt, yt, Wt + om * 0.35, ym_edge + 0.8, om, om * (0.4 * k.ost_round),
+                                         torch.full_like(om, -0.55)), k.ost_blend)
+    sd_tib = smin(sd_tib, sd_rot_ellipse(xt, yt, -Wt - ol * 0.35, yl_edge + 0.4, ol, ol * (0.4 * k.ost_round),
+                                         torch.full_like(ol, 0.55)), k.ost_blend)
 
     # ---------------- fibula: head + shaft, lateral and partly behind the tibia
     fx = -Wt + col(A["fib_rx"]) * 0.55
@@ -252,8 +281,8 @@ def landmarks(A: dict, P: dict, k: KneeShape = SCHEMATIC) -> np.ndarray:
     cyl = -P["jsw_l"] / 2 - ryl - 0.4
     def top(xv, side):  # plateau height without spines
         if side == "m":
-            return P["jsw_m"] / 2 + 0.012 * (xv - cxm) ** 2
-        return P["jsw_l"] / 2 + 0.006 * (xv - cxl) ** 2 - 0.4
+            return _compartment_top(xv, P["jsw_m"], cxm, rxm, k.cup[0], k)
+        return _compartment_top(xv, P["jsw_l"], cxl, rxl, k.cup[1], k) - 0.4
     fib_x = -Wt + A["fib_rx"] * 0.55
     pts_f = [  # femoral points are not rotated by the varus deformity
         (cxl - rxl, cyl), (cxm + rxm, cym),
@@ -265,8 +294,8 @@ def landmarks(A: dict, P: dict, k: KneeShape = SCHEMATIC) -> np.ndarray:
     hw40 = A["ts"] + (Wt - A["ts"]) / (1 + ((k.shaft_mm - k.tib_flare[0]) / k.tib_flare[1]) ** 2)  # tibial edge
     pts_t = [
         (-Wt, top(-Wt, "l")), (cxl, top(cxl, "l")), (-sdx - 4.0, top(-sdx - 4.0, "l")),
-        (-sdx, top(-sdx, "l") - 0.85 * A["spine_h"] * P["spine_peak"]),
-        (sdx, top(sdx, "m") - A["spine_h"] * P["spine_peak"]),
+        (-sdx, top(-sdx, "l") - (0.85 + _eminence(sdx, sdx, k)) * A["spine_h"] * P["spine_peak"]),
+        (sdx, top(sdx, "m") - (1.0 + _eminence(sdx, sdx, k)) * A["spine_h"] * P["spine_peak"]),
         (sdx + 4.0, top(sdx + 4.0, "m")), (cxm, top(cxm, "m")), (Wt, top(Wt, "m")),
         (fib_x, A["fib_dy"] - A["fib_ry"]),
         (-hw40, np.full_like(Wc, k.shaft_mm)), (hw40, np.full_like(Wc, k.shaft_mm)),
