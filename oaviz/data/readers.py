@@ -234,10 +234,16 @@ def center_crop_pad(img: np.ndarray, size: int) -> np.ndarray:
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     """Resize any image to size×size (for sources without a physical spacing)."""
-    if img.shape == (size, size):
+    return resize_to(img, (size, size))
+
+
+def resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize any image [H, W] to ``shape`` (h, w), area-averaging when shrinking."""
+    if img.shape == tuple(shape):
         return img.astype(np.float32)
-    filt = Image.Resampling.BOX if min(img.shape) > size else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((size, size), filt), dtype=np.float32)
+    filt = Image.Resampling.BOX if min(img.shape) > min(shape) else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((shape[1], shape[0]), filt),
+                      dtype=np.float32)
 
 
 def percentile_normalise(img: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> np.ndarray:
