@@ -141,7 +141,10 @@ def _child() -> int:
     with open("/proc/self/statm") as f:   # virtual size now, in pages
         start = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     cap = start + int(os.environ.get("OAVIZ_DECODE_MEMORY", CHILD_MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)   # a parent's cap, inherited, can only be lowered
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     try:
         arr = pixel_array(pydicom.dcmread(io.BytesIO(data), force=True), index=0)
         np.save(sys.stdout.buffer, np.ascontiguousarray(arr), allow_pickle=False)

@@ -139,8 +139,9 @@ def _read_text_table(path: Path, what: str) -> pd.DataFrame:
     """A CSV as strings (nothing parsed as NA); DataError naming ``what`` when missing or unreadable."""
     if not path.is_file():
         raise DataError(f"{what} not found", path)
-    try:   # short (ragged) rows give NaN even with keep_default_na=False: blank them too
-        return pd.read_csv(path, dtype=str, keep_default_na=False).fillna("")
+    try:   # short (ragged) rows give NaN even with keep_default_na=False: blank them too; index_col=False:
+        # when every row has one field more than the header, the first column must not become the index
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False).fillna("")
     except Exception as e:  # noqa: BLE001  (ParserError on ragged rows, UnicodeDecodeError, NUL bytes, …)
         raise DataError(f"unreadable {what} ({type(e).__name__}: {e})", path) from None
 
@@ -214,7 +215,7 @@ def npz_headers(src: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                 out[info.filename[:-4]] = (tuple(int(d) for d in shape), np.dtype(dtype))
     except FileNotFoundError:
         raise DataError("file not found", src) from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001  (BadZipFile, zlib.error, tokenize.TokenError from a mangled header, …)
         raise DataError(f"not a readable .npz ({type(e).__name__}: {e})", src) from None
     return out
 

@@ -140,6 +140,27 @@ def test_npz_images_without_pixels_or_of_a_huge_size_are_data_errors(tmp_path):
         import_npz(g, tmp_path / "out")
 
 
+def test_an_npz_with_a_broken_deflate_stream_or_header_text_is_a_data_error(tmp_path):
+    """zlib.error and tokenize.TokenError escaped the header reader (found by the fuzz suite, npz 1007, 1084)."""
+    buf = io.BytesIO()
+    np.save(buf, np.arange(1000))
+    npy = buf.getvalue()
+    f = tmp_path / "deflate.npz"
+    with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("train_images.npy", npy)
+    d = bytearray(f.read_bytes())
+    start = 30 + len("train_images.npy")            # the member's data follows its local header
+    d[start:start + 8] = b"\xff" * 8
+    f.write_bytes(bytes(d))
+    with pytest.raises(DataError, match=r"deflate\.npz: not a readable \.npz \(error: Error -3"):
+        import_npz(f, tmp_path / "out")
+    g = tmp_path / "token.npz"
+    with zipfile.ZipFile(g, "w") as z:
+        z.writestr("train_images.npy", npy.replace(b"'shape': (1000,), }", b"'shape': (1000, }  "))
+    with pytest.raises(DataError, match=r"token\.npz: not a readable \.npz \((TokenError|SyntaxError|ValueError)"):
+        import_npz(g, tmp_path / "out")
+
+
 # ----------------------------------------------------------------- CSV, DICOM, sizes
 def test_ragged_manifest_rows(tmp_path):
     """A short row is read with its missing fields blank (before: AttributeError on the NaN subject, which
@@ -153,6 +174,17 @@ def test_ragged_manifest_rows(tmp_path):
     (tmp_path / "l.csv").write_text("path,kl\n0.png,1\n1.png,2,extra\n")
     with pytest.raises(DataError, match=r"l\.csv: unreadable manifest \(ParserError"):
         import_csv(tmp_path / "l.csv", tmp_path / "out2", size=16)
+
+
+def test_a_manifest_whose_rows_all_have_a_trailing_field_keeps_its_columns(tmp_path):
+    """pandas made the first column the index (the paths), shifting every value one column to the left;
+    the row number then became 'path + 2' (TypeError, found by the fuzz suite, csv seed 1058)."""
+    for i in range(2):
+        (tmp_path / f"{i}.png").write_bytes(_png(40 * i + 10))
+    (tmp_path / "m.csv").write_text("path,kl\n0.png,1,\n1.png,3,\n")
+    rep = import_csv(tmp_path / "m.csv", tmp_path / "out", size=16)
+    meta = load_cohort(rep.out).metadata
+    assert list(meta["image_id"]) == ["0.png", "1.png"] and list(meta["kl"].astype(int)) == [1, 3]
 
 
 def test_dicom_label_paths_with_nul_bytes_are_skipped(tmp_path):
