@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))   # for tests.fuzz; oaviz as installed or on PYTHONPATH
 
 from tests.fuzz.cases import IMPORTERS  # noqa: E402
 from tests.fuzz.harness import run_many  # noqa: E402

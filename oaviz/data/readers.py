@@ -4,7 +4,8 @@ Every failure is a ``DataError`` naming the file: empty or truncated files,
 non-images with an image suffix, DICOM without pixel data, decompression bombs.
 DICOM follows the usual display pipeline: modality LUT (rescale slope and
 intercept), VOI LUT or window, MONOCHROME1 inversion (pydicom leaves that to
-us), then resampling to a fixed pixel spacing.
+us), then resampling to a fixed pixel spacing. Pixel data is decoded under the limits of
+``oaviz.data.dicom_decode`` (sizes from the header first; compressed syntaxes in a time-limited child).
 """
 
 from __future__ import annotations

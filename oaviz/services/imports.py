@@ -191,7 +191,7 @@ def _extract_zip(f: Upload, stage: Path, budget: ExpansionBudget | None = None) 
 
     try:
         zf = zipfile.ZipFile(io.BytesIO(f.data))
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001  (BadZipFile, OSError, ValueError, EOFError …)
         raise DataError(f"not a valid zip archive ({type(e).__name__}: {e})", f.name) from None
     budget = budget or new_budget()
     try:
@@ -199,8 +199,8 @@ def _extract_zip(f: Upload, stage: Path, budget: ExpansionBudget | None = None) 
             _extract_members(zf, f.name, stage, budget)
     except DataError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError, RuntimeError) as e:
-        # a member's bad CRC, encryption, deflate64 or truncation; a name the file system refuses
+    except Exception as e:  # noqa: BLE001  a member's bad CRC, encryption, deflate64, truncation, a broken
+        # zlib / bz2 / lzma stream (zlib.error, LZMAError, OSError …); a name the file system refuses
         raise DataError(f"cannot expand the archive ({type(e).__name__}: {e})", f.name) from None
 
 

@@ -24,9 +24,9 @@ def _bad(rng, p: float = 0.85) -> bool:
     return rng.random() < p
 
 
-def picture_or_dicom(rng, hostile: bool = True) -> tuple[bytes, str]:
+def picture_or_dicom(rng, hostile: bool = True, dicom_p: float = 0.3) -> tuple[bytes, str]:
     """(bytes, suffix) of a picture or DICOM, mutated unless ``hostile`` is False."""
-    if rng.random() < 0.3:
+    if rng.random() < dicom_p:
         data, suffix = seeds.dicom(rng), ".dcm"
         if hostile:
             data = mu.dicom_header(rng, data) if rng.random() < 0.6 else mu.mutate_bytes(rng, data)
@@ -76,12 +76,12 @@ def images_case(rng, d: Path) -> Callable[[], object]:
 
 
 def kl_folder_tree(rng, root: Path, outside: Path | None) -> None:
-    for split in rng.choice(KL_LAYOUT_SPLITS + ("extra",), size=int(rng.integers(1, 4)), replace=False):
-        for grade in rng.choice(["0", "1", "2", "3", "4", "5", "x"], size=int(rng.integers(1, 4)), replace=False):
+    for split in rng.choice(KL_LAYOUT_SPLITS + ("extra",), size=int(rng.integers(1, 3)), replace=False):
+        for grade in rng.choice(["0", "1", "2", "3", "4", "5", "x"], size=int(rng.integers(1, 3)), replace=False):
             folder = root / str(split) / str(grade)
             folder.mkdir(parents=True, exist_ok=True)
             for k in range(int(rng.integers(1, 4))):
-                data, suffix = picture_or_dicom(rng, hostile=_bad(rng, 0.4))
+                data, suffix = picture_or_dicom(rng, hostile=_bad(rng, 0.4), dicom_p=0.1)
                 suffix = suffix if suffix != ".dcm" else ".png"
                 stem = seeds.oai_stem(rng) if rng.random() < 0.7 else f"img{k}"
                 name = mu.odd_name(rng, suffix) if rng.random() < 0.1 else stem + suffix
@@ -267,6 +267,9 @@ def uploads_case(rng, d: Path) -> Callable[[], object]:
             (tree / f"img{k}{suffix}").write_bytes(data)
         (tree / "m.csv").write_text(_manifest_text(rng, sorted(p.name for p in tree.iterdir())), "utf-8")
         files.append(imports.Upload("both.zip", _folder_zip(rng, tree)))
+    if rng.random() < 0.03:   # a zip bomb: 80 MB of zeros in a ~80 KB archive
+        files.append(imports.Upload("bomb.zip", mu.zip_bytes({"knees/train/0/zeros.png": bytes(80 << 20)},
+                                                             np.random.default_rng(1))))
     if rng.random() < 0.15:   # a second upload: a duplicate, an odd name, or a second archive
         files.append(imports.Upload(mu.odd_name(rng, str(rng.choice([".png", ".zip", ".npz"]))), rng.bytes(64)))
     name = str(rng.choice(["up", "up", "up", "../escape", "", "a/b", "x" * 300, "con", "é"]))

@@ -81,6 +81,25 @@ def test_a_zip_member_larger_than_its_header_says_is_a_data_error(tmp_path):
         imports.import_from_uploads("kl-folders", [imports.Upload("lie.zip", bytes(d))], "lie", root=tmp_path)
 
 
+@pytest.mark.parametrize("method", [zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2, zipfile.ZIP_DEFLATED, 9, 99])
+def test_a_zip_member_whose_stream_is_broken_is_a_data_error(tmp_path, method):
+    """LZMAError, OSError ('Invalid data stream'), zlib.error, NotImplementedError (deflate64, AES) escaped
+    the upload (found by the fuzz suite, uploads seeds 12 and 50)."""
+    data = bytearray(_zip({"train/0/a.png": bytes(range(256)) * 40},
+                          method if method in (zipfile.ZIP_LZMA, zipfile.ZIP_BZIP2, zipfile.ZIP_DEFLATED)
+                          else zipfile.ZIP_STORED))
+    start = 30 + len("train/0/a.png")
+    if method in (9, 99):   # deflate64 and AES: methods zipfile cannot read
+        for sig in (b"PK\x03\x04", b"PK\x01\x02"):
+            i = data.index(sig)
+            at = i + (8 if sig == b"PK\x03\x04" else 10)
+            data[at:at + 2] = struct.pack("<H", method)
+    else:
+        data[start + 4:start + 12] = b"\xfe" * 8
+    with pytest.raises(DataError, match=r"s\.zip: cannot expand the archive"):
+        imports.import_from_uploads("kl-folders", [imports.Upload("s.zip", bytes(data))], "s", root=tmp_path)
+
+
 @pytest.mark.parametrize("name, match", [("a\0b.png", "NUL or control character"), ("a\x01b.png", "control character"),
                                          ("x" * 300 + ".png", "over 255 bytes")])
 def test_upload_and_member_names_with_nul_bytes_or_over_long_are_data_errors(tmp_path, name, match):
