@@ -26,6 +26,7 @@ import numpy as np
 from oaviz.errors import DataError
 
 MAX_PIXELS = 60_000_000            # per frame: a radiograph is a few thousand pixels a side
+MAX_FRAME_BYTES = 256 << 20        # the one frame decoded: Rows × Columns × samples × bytes per sample
 MAX_DECLARED_BYTES = 4 << 30       # Rows × Columns × frames × samples × bytes the header declares in all
 DECODE_TIMEOUT_S = 8.0             # a real radiograph decodes in well under a second
 CHILD_MEMORY_BYTES = 2 << 30       # what the decoding child may allocate on top of its start-up size
@@ -62,7 +63,11 @@ def check_declared_size(ds, where: str) -> tuple[int, int, int]:
                         where)
     if rows * cols > MAX_PIXELS:
         raise DataError(f"DICOM is {cols}×{rows} pixels, over the {MAX_PIXELS:,} limit", where)
-    declared = rows * cols * frames * samples * max(1, bits // 8)
+    frame = rows * cols * samples * max(1, bits // 8)
+    if frame > MAX_FRAME_BYTES:
+        raise DataError(f"header declares frames of {cols}×{rows}×{samples} at {bits} bits = {frame / 2**20:.0f} MiB, "
+                        f"over the {MAX_FRAME_BYTES >> 20} MiB limit", where)
+    declared = frame * frames
     if declared > MAX_DECLARED_BYTES:
         raise DataError(f"header declares {frames} frame(s) of {cols}×{rows}×{samples} at {bits} bits = "
                         f"{declared / 2**30:.1f} GiB, over the {MAX_DECLARED_BYTES / 2**30:.0f} GiB limit", where)

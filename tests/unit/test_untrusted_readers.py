@@ -70,6 +70,10 @@ def test_sizes_are_checked_from_the_header_before_any_decode(tmp_path, monkeypat
         read_image(_declaring(tmp_path / "s.dcm", SamplesPerPixel=7))
     with pytest.raises(DataError, match=r"DICOM is 10000×10000 pixels, over the 60,000,000 limit"):
         read_image(_declaring(tmp_path / "big.dcm", Rows=10000, Columns=10000))
+    with pytest.raises(DataError, match=r"header declares 1 sample\(s\) per pixel of 3 bits"):   # numpy: no 'uint3'
+        read_image(_declaring(tmp_path / "b.dcm", BitsAllocated=3))
+    with pytest.raises(DataError, match=r"frames of 7000×7000×3 at 64 bits = 1122 MiB, over the 256 MiB limit"):
+        read_image(_declaring(tmp_path / "f.dcm", Rows=7000, Columns=7000, SamplesPerPixel=3, BitsAllocated=64))
 
 
 def test_a_deflated_dataset_is_refused_before_it_is_inflated(tmp_path):
