@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from oaviz.data.budget import ExpansionBudget
 from oaviz.data.cohort import KL_GRADES, assign_splits, write_cohort
 from oaviz.data.readers import (
-    DICOM_SUFFIXES, preprocess_dicom, preprocess_picture, read_image, resize_square, to_uint8,
+    DICOM_SUFFIXES, MAX_PIXELS, preprocess_dicom, preprocess_picture, read_image, resize_to, to_uint8,
 )
 from oaviz.errors import DataError, as_data_error
 
@@ -74,6 +75,15 @@ class Collector:
         info = {**info, "skipped": len(self.skipped), "skipped_files": self.skipped[:200]}
         path = write_cohort(out, np.stack(self.images), meta, info, overwrite=overwrite)
         return ImportReport(Path(path), len(self.images), self.skipped)
+
+
+def check_sizes(size: int | None = None, spacing_mm: float | None = None) -> None:
+    """Refuse an output size or pixel spacing that no image could be made with, before any file is read."""
+    if size is not None and not (isinstance(size, (int, np.integer)) and 8 <= size <= 4096):
+        raise DataError(f"output size {size!r} must be a whole number of pixels from 8 to 4096")
+    if spacing_mm is not None and not (isinstance(spacing_mm, (int, float)) and np.isfinite(spacing_mm)
+                                       and 0.01 <= spacing_mm <= 10):
+        raise DataError(f"pixel spacing {spacing_mm!r} mm must be a number from 0.01 to 10")
 
 
 def _inside(root: Path, rel: str, where: str) -> Path:
@@ -129,10 +139,11 @@ def _read_text_table(path: Path, what: str) -> pd.DataFrame:
     """A CSV as strings (nothing parsed as NA); DataError naming ``what`` when missing or unreadable."""
     if not path.is_file():
         raise DataError(f"{what} not found", path)
-    try:
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
-        raise DataError(f"unreadable {what} ({e})", path) from None
+    try:   # short (ragged) rows give NaN even with keep_default_na=False: blank them too; index_col=False:
+        # when every row has one field more than the header, the first column must not become the index
+        return pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False).fillna("")
+    except Exception as e:  # noqa: BLE001  (ParserError on ragged rows, UnicodeDecodeError, NUL bytes, …)
+        raise DataError(f"unreadable {what} ({type(e).__name__}: {e})", path) from None
 
 
 # ----------------------------------------------------------------- CSV manifest
@@ -140,6 +151,7 @@ def import_csv(manifest, out, *, size: int = 224, on_error: str = "skip", overwr
                spacing_mm: float = 0.4, seed: int = 0) -> ImportReport:
     """A manifest ``path, kl[, subject, visit_month, side, split]`` (paths relative to its folder)."""
     manifest = Path(manifest)
+    check_sizes(size, spacing_mm)
     table = _read_text_table(manifest, "manifest")
     table.columns = [c.strip().lower() for c in table.columns]
     for c in ("path", "kl"):
@@ -203,13 +215,13 @@ def npz_headers(src: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                 out[info.filename[:-4]] = (tuple(int(d) for d in shape), np.dtype(dtype))
     except FileNotFoundError:
         raise DataError("file not found", src) from None
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, RuntimeError) as e:
+    except Exception as e:  # noqa: BLE001  (BadZipFile, zlib.error, tokenize.TokenError from a mangled header, …)
         raise DataError(f"not a readable .npz ({type(e).__name__}: {e})", src) from None
     return out
 
 
-def _check_npz_sizes(src: Path, headers: dict) -> None:
-    """Refuse an npz whose arrays are not plain numbers or would decompress past MAX_NPZ_BYTES."""
+def _check_npz_sizes(src: Path, headers: dict) -> int:
+    """Refuse an npz whose arrays are not plain numbers or would decompress past MAX_NPZ_BYTES; the bytes."""
     total = 0
     for name, (shape, dtype) in headers.items():
         if dtype.kind not in "biuf" or dtype.fields is not None:
@@ -219,55 +231,89 @@ def _check_npz_sizes(src: Path, headers: dict) -> None:
     if total > MAX_NPZ_BYTES:
         raise DataError(f"the arrays would decompress to {total / 2**30:.1f} GiB, over the "
                         f"{MAX_NPZ_BYTES / 2**30:.0f} GiB limit", src)
+    for name, (shape, _) in headers.items():
+        if name.endswith("_images") and len(shape) >= 3 and shape[1] * shape[2] > MAX_PIXELS:
+            raise DataError(f"'{name}' images are {shape[2]}×{shape[1]} pixels, over the {MAX_PIXELS:,} limit", src)
+    return total
+
+
+def _npz_split(npz, headers: dict, s: str, src: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images N×H×W or N×H×W×C, labels N) of split ``s``, checked; DataError naming the file."""
+    for name in (f"{s}_images", f"{s}_labels"):
+        if name not in headers:
+            raise DataError(f"'{name}' is not a .npy array in the archive", src)
+    try:  # arrays load lazily (object arrays were refused from the headers above)
+        x, y = npz[f"{s}_images"], npz[f"{s}_labels"]
+    except Exception as e:  # noqa: BLE001  (truncated member, bad CRC, unsupported compression, …)
+        raise as_data_error(e, f"{src}: '{s}' arrays") from None
+    if not (x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))):
+        raise DataError(f"'{s}_images' has shape {x.shape}; expected N×H×W or N×H×W×C", src)
+    if len(x) and min(x.shape[1:3]) < 1:
+        raise DataError(f"'{s}_images' has shape {x.shape}: images without pixels", src)
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != len(x):
+        raise DataError(f"'{s}_labels' has shape {y.shape}; expected one label per image ({len(x)})", src)
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"'{s}_labels' must be integers, got {y.dtype}", src)
+    return x, y
+
+
+def _grey(im: np.ndarray) -> np.ndarray:
+    """One image H×W or H×W×C (C = 1 or 3) as float32 H×W."""
+    if im.ndim == 2:
+        return im.astype(np.float32)
+    return im[..., 0].astype(np.float32) if im.shape[-1] == 1 else im[..., :3].astype(np.float32) @ np.float32(
+        [0.299, 0.587, 0.114])
 
 
 def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, overwrite: bool = False,
-               class_names: list[str] | None = None, seed: int = 0) -> ImportReport:
+               class_names: list[str] | None = None, seed: int = 0,
+               budget: ExpansionBudget | None = None) -> ImportReport:
     """MedMNIST-style ``{split}_images`` / ``{split}_labels``; any number of classes.
 
-    ``labels_are="kl"`` fills kl/oa (labels must be 0–4); otherwise only ``label``.
+    ``labels_are="kl"`` fills kl/oa (labels must be 0–4); otherwise only ``label``. What the arrays
+    decompress to is drawn from ``budget`` (one per upload; a fresh one when not given).
     """
     src = Path(src)
     if labels_are not in ("kl", "other"):
         raise DataError(f"labels_are must be 'kl' or 'other', got {labels_are!r}")
-    _check_npz_sizes(src, npz_headers(src))   # from the headers, before any array is decompressed
+    check_sizes(size)
+    headers = npz_headers(src)
+    total = _check_npz_sizes(src, headers)   # from the headers, before any array is decompressed
+    (budget or ExpansionBudget()).spend(total, src, "the .npz")
     try:
         npz = np.load(src, allow_pickle=False)
     except FileNotFoundError:
         raise DataError("file not found", src) from None
-    except (ValueError, OSError) as e:
+    except Exception as e:  # noqa: BLE001  (BadZipFile, OSError, ValueError, EOFError …)
         raise DataError(f"not a readable .npz ({type(e).__name__}: {e})", src) from None
+    warnings: list[str] = []
     with npz:
         splits = [s for s in ("train", "val", "test") if f"{s}_images" in npz.files]
         if not splits:
             raise DataError(f"no '{{split}}_images' arrays (found {npz.files})", src)
         images, rows = [], []
+        shape = (size, size) if size else None
         for s in splits:
-            if f"{s}_labels" not in npz.files:
-                raise DataError(f"'{s}_images' has no matching '{s}_labels'", src)
-            try:  # arrays load lazily (object arrays were refused from the headers above)
-                x, y = npz[f"{s}_images"], npz[f"{s}_labels"]
-            except Exception as e:  # noqa: BLE001  (truncated member, bad CRC, unsupported compression, …)
-                raise as_data_error(e, f"{src}: '{s}' arrays") from None
-            if x.ndim == 4 and x.shape[-1] in (1, 3):
-                x = x[..., 0] if x.shape[-1] == 1 else (x[..., :3].astype(np.float32) @ [0.299, 0.587, 0.114])
-            if x.ndim != 3:
-                raise DataError(f"'{s}_images' has shape {x.shape}; expected N×H×W or N×H×W×C", src)
-            y = np.asarray(y)
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y[:, 0]
-            if y.ndim != 1 or len(y) != len(x):
-                raise DataError(f"'{s}_labels' has shape {y.shape}; expected one label per image ({len(x)})", src)
-            if not np.issubdtype(y.dtype, np.integer):
-                raise DataError(f"'{s}_labels' must be integers, got {y.dtype}", src)
+            x, y = _npz_split(npz, headers, s, src)
+            if len(x) == 0:
+                warnings.append(f"'{s}_images' is empty: no {s} split")
+                continue
             if labels_are == "kl" and ((y < 0) | (y > 4)).any():
                 bad = int(y[(y < 0) | (y > 4)][0])
                 raise DataError(f"KL grade {bad} outside 0–4 in '{s}_labels'", src)
+            if shape is None:
+                shape = tuple(x.shape[1:3])
+            elif x.shape[1:3] != shape and not size:
+                warnings.append(f"'{s}_images' are {x.shape[2]}×{x.shape[1]}, resized to the first split's "
+                                f"{shape[1]}×{shape[0]}")
             top = 255.0 if float(x.max()) > 1.0 else 1.0
             for i in range(len(x)):   # one image at a time: no float32 copy of the whole split
-                im = x[i].astype(np.float32) / top
-                if size and im.shape != (size, size):
-                    im = resize_square(im, size)
+                im = _grey(x[i]) / top
+                if im.shape != shape:
+                    im = resize_to(im, shape)
                 images.append(to_uint8(im))
                 lab = int(y[i])
                 rows.append({"image_id": f"{s}-{i}", "subject_id": f"{s}-{i}", "visit_month": 0, "side": "",
@@ -278,7 +324,9 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
     info = {"source": "npz", "source_path": str(src.resolve()), "labels": labels_are,
             "label_names": class_names, "preprocessing": ([f"resized to {size}×{size}"] if size else []),
             "pixel_spacing_mm": None}
-    return col.write(out, info, overwrite, split_seed=seed)
+    report = col.write(out, info, overwrite, split_seed=seed)
+    report.warnings += warnings
+    return report
 
 
 # ----------------------------------------------------------------- DICOM + labels
@@ -330,6 +378,7 @@ def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, siz
     root = Path(src)
     if not root.is_dir():
         raise DataError("source folder not found", root)
+    check_sizes(size, spacing_mm)
     table = _label_table(labels, columns)
     col = Collector(on_error)
     spacing_tags: dict[str, int] = {}
@@ -339,8 +388,8 @@ def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, siz
             where = f"{labels}:row {i + 2}"
             try:
                 items.append((_inside(root, r["path"], where), r["path"], _kl_value(r["kl"], where), None))
-            except DataError as e:
-                col.fail(e)
+            except Exception as e:  # noqa: BLE001  (a NUL byte, an over-long name, a symlink loop, …)
+                col.fail(as_data_error(e, where))
     else:
         key = {(r.subject, r.side, int(r.visit_month)): r.kl for r in table.itertuples()}
         items = []
@@ -348,7 +397,12 @@ def import_dicom(src, out, *, labels, columns: dict[str, str] | None = None, siz
         for f in sorted(root.rglob("*")):
             if not f.is_file() or f.name.startswith(".") or f.suffix.lower() not in DICOM_SUFFIXES:
                 continue
-            if not f.resolve().is_relative_to(inside):   # through a file or folder symlink
+            try:
+                outside = not f.resolve().is_relative_to(inside)   # through a file or folder symlink
+            except (OSError, RuntimeError) as e:   # a symlink loop
+                col.fail(as_data_error(e, f))
+                continue
+            if outside:
                 col.fail(DataError("resolves outside the source folder (symlink)", f))
                 continue
             items.append((f, str(f.relative_to(root)), None, key))

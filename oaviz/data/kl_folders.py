@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from oaviz.data.importers import Collector, ImportReport
+from oaviz.data.importers import Collector, ImportReport, check_sizes
 from oaviz.data.readers import IMAGE_SUFFIXES, preprocess_picture, read_image
 from oaviz.data.real_knees import stem_subject_side
 from oaviz.errors import DataError, as_data_error
@@ -63,6 +63,7 @@ def import_kl_folders(src, out, *, size: int = 224, on_error: str = "skip", over
     root = Path(src)
     if not root.is_dir():
         raise DataError("source folder not found", root)
+    check_sizes(size)
     col = Collector(on_error)
     files = _listing(root, col)
     if not files:

@@ -4,24 +4,26 @@ Every failure is a ``DataError`` naming the file: empty or truncated files,
 non-images with an image suffix, DICOM without pixel data, decompression bombs.
 DICOM follows the usual display pipeline: modality LUT (rescale slope and
 intercept), VOI LUT or window, MONOCHROME1 inversion (pydicom leaves that to
-us), then resampling to a fixed pixel spacing.
+us), then resampling to a fixed pixel spacing. Pixel data is decoded under the limits of
+``oaviz.data.dicom_decode`` (sizes from the header first; compressed syntaxes in a time-limited child).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from oaviz.errors import DataError
+from oaviz.data.dicom_decode import MAX_PIXELS, first_frame, refuse_deflated
+from oaviz.errors import DataError, as_data_error
 
-# A radiograph is at most a few thousand pixels a side; anything far larger is
+# A radiograph is at most a few thousand pixels a side (MAX_PIXELS); anything far larger is
 # a decompression bomb (Pillow alone only refuses past 2× its own limit).
-MAX_PIXELS = 60_000_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ""}
 
@@ -75,24 +77,39 @@ def read_pil_bytes(data: bytes, where: str) -> RawImage:
         raise DataError(f"decompression bomb refused ({e})", where) from None
     except UnidentifiedImageError:
         raise DataError("not an image Pillow can read (wrong suffix or corrupt file)", where) from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"truncated or corrupt image ({e})", where) from None
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float32)
-    elif im.mode == "F":
-        arr = np.asarray(im, dtype=np.float32)
-    else:
-        arr = np.asarray(im.convert("L"), dtype=np.float32)
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise OSError, SyntaxError, struct.error, ZeroDivisionError…
+        raise DataError(f"truncated or corrupt image ({type(e).__name__}: {e})", where) from None
+    try:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            arr = np.asarray(im, dtype=np.float32)
+        else:
+            arr = np.asarray(im.convert("L"), dtype=np.float32)
+    except Exception as e:  # noqa: BLE001 - e.g. LAB or I;16S: no conversion to greyscale
+        raise DataError(f"cannot make a greyscale image of its {im.mode} pixels ({type(e).__name__}: {e})",
+                        where) from None
     if arr.ndim != 2 or min(arr.shape) < 8:
         raise DataError(f"unusable image shape {arr.shape}", where)
+    if not np.isfinite(arr).all():
+        raise DataError("pixel values are not finite (NaN or infinity)", where)
     return RawImage(arr, source=im.format or "image", steps=[f"decoded {im.format} ({im.mode})"])
 
 
 def read_dicom_bytes(data: bytes, where: str) -> RawImage:
+    """Decode a DICOM file; any failure of the header, the decoder or a LUT is a DataError naming it."""
+    try:
+        return _read_dicom(data, where)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pydicom raises many types on odd headers (VRs, LUTs, values)
+        raise as_data_error(e, where) from None
+
+
+def _read_dicom(data: bytes, where: str) -> RawImage:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+    refuse_deflated(data, where)
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
     except InvalidDicomError:
@@ -104,16 +121,14 @@ def read_dicom_bytes(data: bytes, where: str) -> RawImage:
         raise DataError(f"not a readable DICOM file ({type(e).__name__}: {e})", where) from None
     if "PixelData" not in ds:
         raise DataError("DICOM has no pixel data", where)
-    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    if rows * cols > MAX_PIXELS:
-        raise DataError(f"DICOM is {cols}×{rows} pixels, over the {MAX_PIXELS:,} limit", where)
-    try:
-        arr = ds.pixel_array
+    try:   # sizes checked from the header first; compressed data decoded in a time-limited child
+        arr = first_frame(ds, data, where)
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 - decoder errors vary with the transfer syntax
         raise DataError(f"cannot decode DICOM pixel data ({type(e).__name__}: {e})", where) from None
     steps = [f"decoded DICOM ({ds.file_meta.get('TransferSyntaxUID', 'implicit')})"]
-    if arr.ndim == 3 and ds.get("SamplesPerPixel", 1) == 1:
-        arr = arr[0]
+    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
         steps.append("first frame of a multi-frame image")
     if arr.ndim != 2:
         raise DataError(f"expected a single-frame greyscale DICOM, got pixel array {arr.shape}", where)
@@ -126,19 +141,14 @@ def read_dicom_bytes(data: bytes, where: str) -> RawImage:
                         f"RescaleIntercept {ds.get('RescaleIntercept', 0)!s})", where)
     if "WindowCenter" in ds or "VOILUTSequence" in ds:
         arr = np.asarray(apply_voi_lut(arr, ds, prefer_lut=True), dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise DataError("pixel values are not finite after the VOI LUT / window", where)
         steps.append("VOI LUT")
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
     if photometric == "MONOCHROME1":  # bright = low values: invert so bone is bright
         arr = arr.max() + arr.min() - arr
         steps.append("MONOCHROME1 inverted")
-    spacing, tag = None, None
-    for t in ("PixelSpacing", "ImagerPixelSpacing"):
-        v = ds.get(t)
-        if v is not None and len(v) >= 2 and float(v[0]) > 0:
-            spacing, tag = float(v[0]), t
-            if abs(float(v[0]) - float(v[1])) > 1e-6:
-                spacing = float(np.sqrt(float(v[0]) * float(v[1])))
-            break
+    spacing, tag = _pixel_spacing(ds, where)
     header = {
         "PatientID": str(ds.get("PatientID", "")),
         "laterality": _laterality(ds),
@@ -149,6 +159,29 @@ def read_dicom_bytes(data: bytes, where: str) -> RawImage:
         "where": where,
     }
     return RawImage(arr, source="dicom", pixel_spacing_mm=spacing, spacing_tag=tag, header=header, steps=steps)
+
+
+def _pixel_spacing(ds, where: str) -> tuple[float | None, str | None]:
+    """(mm per pixel, tag) from PixelSpacing, else ImagerPixelSpacing; (None, None) when neither is usable.
+
+    A tag that is present must hold two numbers (row, column); one value or text is a DataError.
+    Non-positive values skip the tag, as if absent."""
+    for t in ("PixelSpacing", "ImagerPixelSpacing"):
+        v = ds.get(t)
+        if v is None or v == "":
+            continue
+        values = list(v) if isinstance(v, Sequence) and not isinstance(v, (str, bytes)) else [v]
+        try:
+            nums = [float(x) for x in values]
+        except (TypeError, ValueError):
+            raise DataError(f"{t} {v!s} is not numeric (expected row and column spacing in mm)", where) from None
+        if len(nums) != 2:
+            raise DataError(f"{t} has {len(nums)} value(s) ({v!s}); expected row and column spacing in mm", where)
+        if not all(np.isfinite(nums)) or min(nums) <= 0:
+            continue
+        spacing = nums[0] if abs(nums[0] - nums[1]) <= 1e-6 else float(np.sqrt(nums[0] * nums[1]))
+        return spacing, t
+    return None, None
 
 
 def _laterality(ds) -> str:
@@ -202,10 +235,16 @@ def center_crop_pad(img: np.ndarray, size: int) -> np.ndarray:
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     """Resize any image to size×size (for sources without a physical spacing)."""
-    if img.shape == (size, size):
+    return resize_to(img, (size, size))
+
+
+def resize_to(img: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Resize any image [H, W] to ``shape`` (h, w), area-averaging when shrinking."""
+    if img.shape == tuple(shape):
         return img.astype(np.float32)
-    filt = Image.Resampling.BOX if min(img.shape) > size else Image.Resampling.BILINEAR
-    return np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((size, size), filt), dtype=np.float32)
+    filt = Image.Resampling.BOX if min(img.shape) > min(shape) else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(img.astype(np.float32), mode="F").resize((shape[1], shape[0]), filt),
+                      dtype=np.float32)
 
 
 def percentile_normalise(img: np.ndarray, lo: float = 1.0, hi: float = 99.0) -> np.ndarray:

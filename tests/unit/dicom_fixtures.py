@@ -63,3 +63,26 @@ def bundled_dicoms() -> list[Path]:
     base = Path(pydicom.__file__).parent / "data" / "test_files"
     names = ["CT_small.dcm", "MR_small.dcm", "rtplan.dcm"]
     return [base / n for n in names if (base / n).is_file()]
+
+
+def jpeg2000_zero_length_box(path: Path) -> Path:
+    """A ~600-byte JPEG 2000 DICOM whose codestream opens with the JP2 signature box followed by a box of
+    length 0: pydicom's ``get_j2k_parameters`` steps through boxes by their length and never moves on."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEG2000Lossless
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = JPEG2000Lossless
+    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.PatientID, ds.Modality = "9000001", "CR"
+    ds.Rows = ds.Columns = 64
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = encapsulate([b"\x00\x00\x00\x0cjP  \r\n\x87\n" + b"\x00\x00\x00\x00ftyp" + b"\0" * 16])
+    ds["PixelData"].VR = "OB"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+    return path
