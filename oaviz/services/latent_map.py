@@ -40,7 +40,8 @@ from oaviz.models.base import Autoencoder, Cap, capabilities_of, has_capability
 from oaviz.models.checkpoints import checkpoint_hash
 from oaviz.services.embeddings import embed_arrays, embed_cohort
 from oaviz.services.kl_probe import kl_probe
-from oaviz.services.model_io import NotAnAutoencoder, as_checkpoint, as_cohort, require_autoencoder  # noqa: F401
+from oaviz.services.model_io import (NotAnAutoencoder, as_checkpoint, as_cohort, decode,  # noqa: F401
+                                    require_autoencoder)
 from oaviz.training.checkpoint import LoadedCheckpoint, read_checkpoint_info
 
 CACHE_VERSION = 2  # 2: kNN folds grouped by subject; pred_kl from the one KL probe
@@ -315,7 +316,6 @@ def neighbours(result: LatentMapResult, row: int, k: int = 8) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------- decode anywhere
-@torch.no_grad()
 def decode_at(checkpoint: LoadedCheckpoint | str | Path, result: LatentMapResult, x: float, y: float) -> DecodedPoint:
     """Decode the latent behind map point (x, y) and name the nearest real point."""
     loaded = as_checkpoint(checkpoint)
@@ -324,8 +324,7 @@ def decode_at(checkpoint: LoadedCheckpoint | str | Path, result: LatentMapResult
     P = np.array([[x, y]], dtype=np.float32)
     z, dist = result.projector.inverse_transform(P, return_distance=True)
     _, idx = result.projector.nearest_embedded(P)
-    dev = next(model.parameters()).device
-    img = model.decode(torch.from_numpy(z).to(dev))[0, 0].float().cpu().numpy()
+    img = decode(model, z)[0]
     return DecodedPoint(image=img, z=z[0], nearest_row=int(result.table["row"].iloc[int(idx[0])]),
                         nearest_distance_2d=float(dist[0]))
 
