@@ -263,7 +263,8 @@ def build_latent_map(checkpoint: LoadedCheckpoint | str | Path, cohort: Cohort |
         rows = np.arange(n)
     meta = c.metadata.iloc[rows].reset_index(drop=True)
 
-    key = _cache_key(ck_hash, c.fingerprint, method, kw, max_points, seed)
+    # every max_points >= n gives the same map: one cache entry for all of them
+    key = _cache_key(ck_hash, c.fingerprint, method, kw, max_points if subsampled else None, seed)
     t = time.perf_counter()
     hit = _read_cached(key, rows) if use_cache else None
     if hit is not None:
