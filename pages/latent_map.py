@@ -89,7 +89,8 @@ with right:
         mix = stats.grade_mix[stats.grade_mix["count"] > 0]
         st.dataframe(mix, hide_index=True, width="stretch",
                      column_config={"percent": st.column_config.NumberColumn(format="%.0f%%")})
-        st.image(to_uint8(stats.mean_image), caption="mean image of the selection", width=220)
+        of = "" if stats.mean_of == stats.n else f" ({stats.mean_of:,} of its {stats.n:,} knees, random)"
+        st.image(to_uint8(stats.mean_image), caption=f"mean image of the selection{of}", width=220)
         st.download_button("Export the selection (CSV)", csv_bytes(stats.table),
                            "selection.csv", "text/csv", icon=":material/download:", key="map.export")
     elif len(rows) == 1:
