@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +85,8 @@ def _calls(loaded, cohort, lm):
 
 
 def interaction_latencies(sessions: int = 8, repeats: int = 12, setup=None, think_s: float = 0.0) -> pd.DataFrame:
-    """One row per interaction: sessions, think_s, calls, p50_ms, p95_ms, max_ms. Each of ``sessions``
+    """One row per interaction: sessions, think_s, calls, p50_ms, p95_ms, max_ms and cpu_ms (median CPU time
+    of one call in its thread: what the call costs, whatever else the machine runs). Each of ``sessions``
     threads calls every interaction ``repeats`` times (interleaved, seeded), pausing a random
     0.5–1.5 × ``think_s`` seconds after each (0: back to back); one warm-up round runs first."""
     loaded, cohort, lm = setup or _setup()
@@ -93,6 +95,7 @@ def interaction_latencies(sessions: int = 8, repeats: int = 12, setup=None, thin
     for f in calls.values():  # fills the probe / reference caches a running server already holds
         f(warm)
     times: dict[str, list[float]] = {k: [] for k in INTERACTIONS}
+    cpu: dict[str, list[float]] = {k: [] for k in INTERACTIONS}   # this thread's CPU time: what load hides
     lock, start = threading.Lock(), threading.Barrier(sessions)
 
     def visitor(i: int) -> None:
@@ -100,11 +103,12 @@ def interaction_latencies(sessions: int = 8, repeats: int = 12, setup=None, thin
         start.wait()
         for _ in range(repeats):
             for name in INTERACTIONS:
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 calls[name](r)
-                dt = (time.perf_counter() - t) * 1000
+                dt, dc = (time.perf_counter() - t) * 1000, (time.thread_time() - c) * 1000
                 with lock:
                     times[name].append(dt)
+                    cpu[name].append(dc)
                 if think_s:
                     time.sleep(think_s * r.uniform(0.5, 1.5))
 
@@ -112,7 +116,7 @@ def interaction_latencies(sessions: int = 8, repeats: int = 12, setup=None, thin
         list(pool.map(visitor, range(sessions)))
     return pd.DataFrame([{"interaction": k, "sessions": sessions, "think_s": think_s, "calls": len(v),
                           "p50_ms": float(np.percentile(v, 50)), "p95_ms": float(np.percentile(v, 95)),
-                          "max_ms": float(np.max(v))} for k, v in times.items()])
+                          "max_ms": float(np.max(v)), "cpu_ms": float(np.median(cpu[k]))} for k, v in times.items()])
 
 
 def main() -> None:
@@ -137,6 +141,7 @@ def main() -> None:
     runs = [(1, 0.0), (8, 0.0)] + ([(8, args.think)] if args.think else [])
     table = pd.concat([interaction_latencies(s, args.repeats, setup, think) for s, think in runs])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

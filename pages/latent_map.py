@@ -69,8 +69,8 @@ with left:
     fig = latent_map_figure(table, colour, extra, view=view)
     event = st.plotly_chart(fig, key=state.MAP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso"))
     rows, spot = selected_points(event)
-    st.caption("Lasso or box: statistics of a group. Click a knee: its detail. Click an empty spot: the latent "
-               "decoded there.")
+    st.caption("Lasso or box (the tools at the map's top right): statistics of a group. Click a knee: its "
+               "detail. Click an empty spot: the latent decoded there. Clicks work in the zoom and pan tools.")
 
 meta = cohort.metadata
 with right:

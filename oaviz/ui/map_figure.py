@@ -106,7 +106,9 @@ def latent_map_figure(table: pd.DataFrame, colour: str, extra: list[go.BaseTrace
                              hovertemplate="decode the latent here<extra></extra>"))
     for tr in extra:
         fig.add_trace(tr)
-    fig.update_layout(height=height, font=PLOT_FONT, margin=dict(l=10, r=10, t=30, b=10), dragmode="lasso",
+    # Opens in the zoom tool: Streamlit passes no click on a point to the server while the lasso or box
+    # tool is active, so click-to-inspect and decode-anywhere need zoom/pan; lasso and box are in the modebar.
+    fig.update_layout(height=height, font=PLOT_FONT, margin=dict(l=10, r=10, t=30, b=10), dragmode="zoom",
                       legend=dict(orientation="h", y=1.06, itemsizing="constant"), clickmode="event+select",
                       xaxis=dict(title=None, zeroline=False), yaxis=dict(title=None, zeroline=False))
     return fig

@@ -1,7 +1,7 @@
 """A Streamlit script for the browser test at scale: the latent map's own figure of N synthetic knees
 (OAVIZ_E2E_MAP_N, default 50,000) with the page's selection handling, and no model behind it.
 
-It prints what the page would act on ("selected: K knees") and, from the lasso polygon Streamlit hands
+It prints what the page would act on ("selected: K knees", "clicked knee R") and, from the lasso polygon Streamlit hands
 back, how many knees lie inside it ("inside: M"), so the test can check the selection is every knee
 inside the lasso, not a sample.
 """
@@ -47,7 +47,9 @@ event = st.plotly_chart(latent_map_figure(t, "kl"), key="map", on_select="rerun"
                         selection_mode=("points", "box", "lasso"))
 rows, _ = selected_points(event)
 st.markdown(f"map of {N} knees")
-if rows:
+if len(rows) == 1:
+    st.markdown(f"clicked knee {rows[0]}")
+elif rows:
     lasso = list(event.selection.lasso) if event is not None else []
     m = sum(int(inside(t["x"].to_numpy(), t["y"].to_numpy(), p["x"], p["y"]).sum()) for p in lasso)
     st.markdown(f"selected: {len(rows)} knees; inside: {m}")
