@@ -17,6 +17,7 @@ from oaviz.analysis.probes import logistic_probe
 from oaviz.data import disk_cache
 from oaviz.errors import DataError
 from oaviz.models.checkpoints import checkpoint_hash
+from oaviz.paths import home
 from oaviz.services.embeddings import EMBED_VERSION, embed_cohort
 from oaviz.services.memo import frozen, memoised
 from oaviz.services.model_io import as_checkpoint, as_cohort
@@ -110,7 +111,8 @@ def cohort_latents(checkpoint, cohort) -> np.ndarray:
         cols = [k for k in df.columns if k.startswith("z_")]
         return frozen(df[sorted(cols, key=lambda k: int(k[2:]))].to_numpy(dtype=np.float64, copy=True))
 
-    return memoised(("cohort_latents", EMBED_VERSION, checkpoint_hash(loaded.path), c.fingerprint), read)
+    # home(): another OAVIZ_HOME has its own disk cache to fill
+    return memoised(("cohort_latents", EMBED_VERSION, checkpoint_hash(loaded.path), c.fingerprint, str(home())), read)
 
 
 def labelled_rows(cohort, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +131,7 @@ def kl_probe(checkpoint, cohort, use_cache: bool = True) -> KLProbe:
         raise DataError("the cohort has no KL grades, so there is no KL probe", c.path)
     key = {"v": PROBE_VERSION, "checkpoint": checkpoint_hash(loaded.path), "cohort": c.fingerprint}
     if use_cache:  # every interaction reads the probe: keep it in memory too, not only on disk
-        return memoised(("kl_probe", PROBE_VERSION, key["checkpoint"], key["cohort"]),
+        return memoised(("kl_probe", PROBE_VERSION, key["checkpoint"], key["cohort"], str(home())),
                         lambda: _probe(loaded, c, key, use_cache))
     return _probe(loaded, c, key, use_cache)
 
