@@ -9,7 +9,7 @@
   back (no think time: the worst case) on one cached PCA map of the default cohort and the bundled
   β-VAE, loaded once as the app's shared cache does. p50/p95 in ms per interaction.
 
-    .venv/bin/python bench/scale_interactions.py [--repeats 12]
+    .venv/bin/python bench/scale_interactions.py [--repeats 12] [--cohort DIR] [--think 1.0] [--torch-threads 1]
 """
 
 from __future__ import annotations
@@ -55,16 +55,17 @@ def map_payload_bytes(n: int, colours=("kl", "severity")) -> dict[str, int]:
     return {c: len(plotly.io.to_json(latent_map_figure(table, c), validate=False).encode()) for c in colours}
 
 
-def _setup():
-    """(loaded β-VAE, default cohort, cached PCA map): what the app holds in its shared caches."""
-    from oaviz.models.checkpoints import load_checkpoint
-    from oaviz.paths import checkpoints_dir
+def map_setup(cohort=None, checkpoint: str = "beta_vae-demo"):
+    """(loaded checkpoint, cohort, its cached PCA map of every knee): what the app holds in its shared
+    caches. cohort: a folder or Cohort (default: the default synthetic cohort); checkpoint: a folder or a
+    bundled checkpoint's name. bench_scale.py passes its N-knee cohort to measure on that map."""
+    from oaviz.models.checkpoints import load_checkpoint, resolve_checkpoint
     from oaviz.services.cohorts import ensure_default_cohort
     from oaviz.services.latent_map import build_latent_map
     from oaviz.services.model_io import as_cohort
 
-    cohort = as_cohort(ensure_default_cohort())
-    loaded = load_checkpoint(checkpoints_dir() / "beta_vae-demo", device="cpu", frozen=True)
+    cohort = as_cohort(cohort if cohort is not None else ensure_default_cohort())
+    loaded = load_checkpoint(resolve_checkpoint(checkpoint), device="cpu", frozen=True)
     lm = build_latent_map(loaded, cohort, method="pca", max_points=None, seed=0)
     return loaded, cohort, lm
 
@@ -88,8 +89,9 @@ def interaction_latencies(sessions: int = 8, repeats: int = 12, setup=None, thin
     """One row per interaction: sessions, think_s, calls, p50_ms, p95_ms, max_ms and cpu_ms (median CPU time
     of one call in its thread: what the call costs, whatever else the machine runs). Each of ``sessions``
     threads calls every interaction ``repeats`` times (interleaved, seeded), pausing a random
-    0.5–1.5 × ``think_s`` seconds after each (0: back to back); one warm-up round runs first."""
-    loaded, cohort, lm = setup or _setup()
+    0.5–1.5 × ``think_s`` seconds after each (0: back to back); one warm-up round runs first.
+    setup: ``map_setup(...)``'s triple, built once and shared by several calls (default: ``map_setup()``)."""
+    loaded, cohort, lm = setup or map_setup()
     calls = _calls(loaded, cohort, lm)
     warm = np.random.default_rng(-1 % (1 << 32))
     for f in calls.values():  # fills the probe / reference caches a running server already holds
@@ -123,6 +125,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=12)
     ap.add_argument("--sizes", type=int, nargs="*", default=[10_000, 50_000])
+    ap.add_argument("--cohort", help="cohort folder (default: the default synthetic cohort)")
     ap.add_argument("--think", type=float, default=1.0, help="mean pause of a visitor between interactions (s)")
     ap.add_argument("--torch-threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = ap.parse_args()
@@ -133,7 +136,7 @@ def main() -> None:
     for n in args.sizes:
         b = map_payload_bytes(n)
         print(f"map payload, {n:,} knees: " + ", ".join(f"colour {c} {v / 1e6:.2f} MB" for c, v in b.items()))
-    setup = _setup()
+    setup = map_setup(args.cohort)
     import torch
 
     print(f"interactions on the cached PCA map of {len(setup[1]):,} knees (bundled beta_vae-demo), "
