@@ -3,9 +3,10 @@ the on-manifold reference), shared by all threads of one process.
 
 The disk cache (``oaviz.data.disk_cache``) keeps values between processes; this keeps the few that a
 decode, an interpolation or a prior sample reads on every call in memory, so that 8 visitors at once
-do not each re-read a parquet file and re-measure the cohort's held-out distances (issue 16:
-interpolation went from 41 ms to the decoder's own time). Keys name content (checkpoint hash, cohort
-fingerprint, a version), so a retrained checkpoint or a rewritten cohort is a new key. Values are
+do not each re-read a parquet file and re-measure the cohort's held-out distances (issue 16: CPU per
+10-step interpolation 42 -> 25 ms, per 16 prior samples 51 -> 27 ms, with the channels-last decoder).
+Keys name content (checkpoint hash, cohort fingerprint, a version, the OAVIZ_HOME where one has a disk
+cache to fill), so a retrained checkpoint or a rewritten cohort is a new key. Values are
 shared: never mutate one (``frozen`` makes arrays read-only so a caller that tries fails loudly).
 A value asked for by several threads at once is computed once.
 """
