@@ -12,7 +12,7 @@ from oaviz.ui import cached, cohort_notes, layout, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.knee_picker import UPLOAD_TYPES
 from oaviz.ui.map_figure import latent_map_figure, selected_points, severity_map_figure
-from oaviz.ui.map_params import param_controls
+from oaviz.ui.map_params import param_controls, zoom_controls
 from oaviz.ui.strips import knee_strip
 from oaviz.ui.model_pick import Cap
 
@@ -29,11 +29,13 @@ cohort_notes.say_missing(cohort, "kl_true", "progression")
 c = st.columns([1.2, 1.4, 1, 1])
 method = c[0].segmented_control("Projection", list(METHODS), format_func=METHODS.get, default="pca",
                                 key=state.MAP_METHOD) or "pca"
-max_points = c[2].select_slider("Points at most", [1000, 2000, 5000, 10000, 20000], value=5000,
+max_points = c[2].select_slider("Points at most", [1000, 2000, 5000, 10000, 20000, 50000, "all"], value=50000,
                                 key=state.MAP_MAX_POINTS, help="Above this the map shows a seeded random subsample "
-                                                               "(and says so).")
+                                "(and says so). Up to 50,000 knees are drawn one by one; with 'all' above that, "
+                                "their density and the points of a zoom window.")
+max_points = None if max_points == "all" else int(max_points)
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, key=state.MAP_PARAMS + ".seed"))
-params = param_controls(method, METHODS[method], min(len(cohort), max_points))
+params = param_controls(method, METHODS[method], min(len(cohort), max_points or len(cohort)))
 lm = cached.latent_map(model.ref, cohort_ref, method, params, max_points, seed)
 table = lm.table
 colours = [col for col in PREFERRED_COLOURS if col in table and table[col].notna().any()]
@@ -41,6 +43,7 @@ colour = c[1].selectbox("Colour by", colours, key=state.MAP_COLOR)
 
 if lm.subsampled:
     st.warning(lm.subsampled, icon=":material/filter_alt:")
+view = zoom_controls(table)  # None up to MAX_DRAWN knees; above, the window whose knees are drawn as points
 shown = ", ".join(f"{k}={v}" for k, v in lm.params.items() if k not in ("n_jobs",))
 st.caption(f"{METHODS[method]} of {len(table):,} {model.model_type} latents ({lm.Z.shape[1]}-D) · {shown} · "
            f"seed {lm.seed} · {'from cache' if lm.cached else 'computed'} in {lm.timings.get('total_s', 0):.1f} s")
@@ -64,11 +67,11 @@ if upload is not None:
 # ----------------------------------------------------------------- the map
 left, right = st.columns([3, 2])
 with left:
-    fig = latent_map_figure(table, colour, extra)
+    fig = latent_map_figure(table, colour, extra, view=view)
     event = st.plotly_chart(fig, key=state.MAP_CHART, on_select="rerun", selection_mode=("points", "box", "lasso"))
     rows, spot = selected_points(event)
-    st.caption("Lasso or box: statistics of a group. Click a knee: its detail. Click an empty spot: the latent "
-               "decoded there.")
+    st.caption("Lasso or box (the tools at the map's top right): statistics of a group. Click a knee: its "
+               "detail. Click an empty spot: the latent decoded there. Clicks work in the zoom and pan tools.")
 
 meta = cohort.metadata
 with right:
@@ -87,7 +90,8 @@ with right:
         mix = stats.grade_mix[stats.grade_mix["count"] > 0]
         st.dataframe(mix, hide_index=True, width="stretch",
                      column_config={"percent": st.column_config.NumberColumn(format="%.0f%%")})
-        st.image(to_uint8(stats.mean_image), caption="mean image of the selection", width=220)
+        of = "" if stats.mean_of == stats.n else f" ({stats.mean_of:,} of its {stats.n:,} knees, random)"
+        st.image(to_uint8(stats.mean_image), caption=f"mean image of the selection{of}", width=220)
         st.download_button("Export the selection (CSV)", csv_bytes(stats.table),
                            "selection.csv", "text/csv", icon=":material/download:", key="map.export")
     elif len(rows) == 1:

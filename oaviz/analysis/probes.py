@@ -17,6 +17,7 @@ and labels; it is slow and runs as a job (``oaviz probe --cnn``).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable, Mapping, Sequence
 
@@ -317,21 +318,44 @@ class ProbeGrid:
         return pd.DataFrame(rows, columns=COLUMNS)
 
 
+@contextlib.contextmanager
 def _backend(backend: str | None, n_jobs: int):
     name = backend or DEFAULT_BACKEND
-    if name == "ray":
-        try:
-            from ray.util.joblib import register_ray
-        except ImportError:
-            raise ConfigError("backend 'ray' needs the ray package") from None
-        register_ray()
-    elif name == "dask":
-        try:
-            import distributed  # noqa: F401  (joblib's dask backend needs a distributed Client)
-        except ImportError:
-            raise ConfigError("backend 'dask' needs dask.distributed") from None
-    # loky workers are fresh processes: tell them to fit with one BLAS thread each too.
-    return joblib.parallel_config(backend=name, n_jobs=n_jobs, inner_max_num_threads=1 if name == "loky" else None)
+    with contextlib.ExitStack() as stack:
+        if name == "ray":
+            try:
+                from ray.util.joblib import register_ray
+            except ImportError:
+                raise ConfigError("backend 'ray' needs the ray package") from None
+            register_ray()
+        elif name == "dask":
+            stack.enter_context(dask_client())
+        # loky workers are fresh processes: tell them to fit with one BLAS thread each too.
+        stack.enter_context(joblib.parallel_config(backend=name, n_jobs=n_jobs,
+                                                   inner_max_num_threads=1 if name == "loky" else None))
+        yield
+
+
+@contextlib.contextmanager
+def dask_client():
+    """A dask.distributed Client for joblib's dask backend, for the block: the one already running in
+    this process; else one to the scheduler that dask's config names (``DASK_SCHEDULER_ADDRESS``,
+    e.g. ``tcp://head-node:8786`` of a ``dask scheduler`` / ``dask worker`` cluster); else a
+    LocalCluster on this machine. A client it opened is closed after the block."""
+    try:
+        import distributed
+    except ImportError:
+        raise ConfigError("backend 'dask' needs dask.distributed (pip install 'distributed==2026.8.0')") from None
+    try:
+        distributed.get_client()
+        running = True
+    except ValueError:  # no client in this process
+        running = False
+    if running:
+        yield
+        return
+    with distributed.Client():  # address from the config, or a fresh LocalCluster
+        yield
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:

@@ -49,7 +49,8 @@ def register(sub) -> None:
     p.add_argument("--raw-size", type=int, default=32, help="side of the downsampled raw-pixel features")
     p.add_argument("--random-dim", type=int, help="dimension of the random features (default: first checkpoint's)")
     p.add_argument("--n-jobs", type=int, default=-1)
-    p.add_argument("--backend", help="joblib backend: threading (default), loky, dask, ray")
+    p.add_argument("--backend", help="joblib backend: threading (default), loky, dask, ray; dask runs on the "
+                   "scheduler DASK_SCHEDULER_ADDRESS names (tcp://host:8786), else on a local cluster")
     p.add_argument("--cnn-epochs", type=int, help="CNN epochs per cell (default: the preset's)")
     p.add_argument("--cnn-preset", default="demo")
     p.add_argument("--cnn-image-size", type=int, help="CNN input size (default: the preset's)")

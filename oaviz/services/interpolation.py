@@ -18,7 +18,9 @@ from sklearn.neighbors import NearestNeighbors
 from oaviz.analysis.latent_paths import lerp, nearest_distance, prior_log_density, slerp
 from oaviz.data.cohort import Cohort
 from oaviz.errors import DataError
+from oaviz.models.checkpoints import checkpoint_hash
 from oaviz.services.kl_probe import cohort_latents, kl_probe
+from oaviz.services.memo import memoised
 from oaviz.services.model_io import as_checkpoint, as_cohort, decode, require_autoencoder, row_or_array_latent
 
 PATHS = {"linear": lerp, "slerp": slerp}
@@ -64,6 +66,13 @@ def manifold_reference(Z_all: np.ndarray, cohort: Cohort) -> ManifoldReference:
                              log_density=float(np.median(prior_log_density(typical))))
 
 
+def cohort_reference(loaded, cohort: Cohort) -> ManifoldReference:
+    """``manifold_reference`` of the checkpoint's cohort latents, measured once per (checkpoint, cohort)
+    and held in memory (``services.memo``): it costs O(held-out × train) distances, every call needs it."""
+    return memoised(("manifold_reference", checkpoint_hash(loaded.path), cohort.fingerprint),
+                    lambda: manifold_reference(cohort_latents(loaded, cohort), cohort))
+
+
 @dataclass
 class InterpolationResult:
     """A decoded path of ``steps`` latents (S = the model's input size)."""
@@ -103,7 +112,7 @@ def interpolate(checkpoint, cohort, a, b, steps: int = 10, path: str = "linear")
     zb, xb, rb = row_or_array_latent(model, c, b)
     Z = PATHS[path](za, zb, steps).astype(np.float32)
     images = decode(model, Z)
-    ref = manifold_reference(cohort_latents(loaded, c), c)
+    ref = cohort_reference(loaded, c)
     dist, near = ref.nearest(Z)
     probe = probe_or_none(loaded, c)
     probs = probe.predict_proba(Z) if probe is not None else None

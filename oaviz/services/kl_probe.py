@@ -17,7 +17,9 @@ from oaviz.analysis.probes import logistic_probe
 from oaviz.data import disk_cache
 from oaviz.errors import DataError
 from oaviz.models.checkpoints import checkpoint_hash
-from oaviz.services.embeddings import embed_cohort
+from oaviz.paths import home
+from oaviz.services.embeddings import EMBED_VERSION, embed_cohort
+from oaviz.services.memo import frozen, memoised
 from oaviz.services.model_io import as_checkpoint, as_cohort
 
 N_GRADES = 5
@@ -100,11 +102,17 @@ def fit_kl_probe(Z_train: np.ndarray, kl_train: np.ndarray, Z_test: np.ndarray |
 
 
 def cohort_latents(checkpoint, cohort) -> np.ndarray:
-    """The cohort's latents [N, D] in row order (shared embedding cache)."""
+    """The cohort's latents [N, D] float64 in row order (shared embedding cache), read-only: one
+    array per (checkpoint, cohort) held in memory for every caller (``services.memo``)."""
     loaded, c = as_checkpoint(checkpoint), as_cohort(cohort)
-    df = embed_cohort(loaded.path, c)
-    cols = [k for k in df.columns if k.startswith("z_")]
-    return df[sorted(cols, key=lambda k: int(k[2:]))].to_numpy(dtype=np.float64, copy=True)
+
+    def read() -> np.ndarray:
+        df = embed_cohort(loaded.path, c)
+        cols = [k for k in df.columns if k.startswith("z_")]
+        return frozen(df[sorted(cols, key=lambda k: int(k[2:]))].to_numpy(dtype=np.float64, copy=True))
+
+    # home(): another OAVIZ_HOME has its own disk cache to fill
+    return memoised(("cohort_latents", EMBED_VERSION, checkpoint_hash(loaded.path), c.fingerprint, str(home())), read)
 
 
 def labelled_rows(cohort, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +130,13 @@ def kl_probe(checkpoint, cohort, use_cache: bool = True) -> KLProbe:
     if not c.has_kl:
         raise DataError("the cohort has no KL grades, so there is no KL probe", c.path)
     key = {"v": PROBE_VERSION, "checkpoint": checkpoint_hash(loaded.path), "cohort": c.fingerprint}
+    if use_cache:  # every interaction reads the probe: keep it in memory too, not only on disk
+        return memoised(("kl_probe", PROBE_VERSION, key["checkpoint"], key["cohort"], str(home())),
+                        lambda: _probe(loaded, c, key, use_cache))
+    return _probe(loaded, c, key, use_cache)
+
+
+def _probe(loaded, c, key: dict, use_cache: bool) -> KLProbe:
     hit = disk_cache.lookup("kl_probe", key, disk_cache.NPZ) if use_cache else None
     if hit is not None:
         return KLProbe.from_arrays(hit)

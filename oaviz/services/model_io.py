@@ -92,7 +92,7 @@ def array_input(model, image: np.ndarray) -> torch.Tensor:
 def encode(model, x: torch.Tensor, batch_size: int = 64) -> np.ndarray:
     """Deterministic latents (μ) of images [n, 1, S, S]: float32 [n, D]."""
     dev = _device(model)
-    with eval_mode(model):
+    with eval_mode(model), torch.inference_mode():  # the result leaves as an array: no autograd bookkeeping
         out = [model.embed(x[i:i + batch_size].to(dev)).float().cpu() for i in range(0, len(x), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, model.embed_dim), np.float32)
 
@@ -103,7 +103,7 @@ def decode(model, Z: np.ndarray, batch_size: int = 64) -> np.ndarray:
     if Z.shape[1] != int(model.config.latent_dim):
         raise DataError(f"latents have {Z.shape[1]} dimensions; the model expects {model.config.latent_dim}")
     dev = _device(model)
-    with eval_mode(model):
+    with eval_mode(model), torch.inference_mode():
         out = [model.decode(torch.from_numpy(Z[i:i + batch_size]).to(dev)).float().cpu()
                for i in range(0, len(Z), batch_size)]
     return torch.cat(out)[:, 0].numpy()

@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA
 from oaviz.analysis.latent_paths import prior_log_density
 from oaviz.analysis.severity_axis import SeverityAxis
 from oaviz.errors import DataError
-from oaviz.services.interpolation import manifold_reference, probe_or_none
+from oaviz.services.interpolation import cohort_reference, probe_or_none
 from oaviz.services.kl_probe import cohort_latents, labelled_rows
 from oaviz.services.prototypes import require_vaesim
 from oaviz.services.model_io import (
@@ -57,7 +57,7 @@ def _readings(loaded, cohort, Z: np.ndarray) -> dict:
     c = as_cohort(cohort)
     probe = probe_or_none(loaded, c)
     probs = probe.predict_proba(Z) if probe is not None else None
-    ref = manifold_reference(cohort_latents(loaded, c), c)
+    ref = cohort_reference(loaded, c)
     dist, near = ref.nearest(Z)
     return {"pred_kl": probs.argmax(1) if probs is not None else None, "kl_probs": probs,
             "nearest_distance": dist, "nearest_row": near, "reference": ref.distance}

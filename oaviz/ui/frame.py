@@ -47,6 +47,7 @@ def run_app() -> None:
     loaders.clean_crash_litter()     # once per server: temporaries of crashed imports, jobs, caches
     loaders.warm_up_projections()    # once per server, in the background: UMAP's JIT compilation
     loaders.ensure_default_cohort()  # generated once, on the very first start; cached afterwards
+    loaders.serving_threads()        # once per server: one torch thread per call (after the first start's generation)
     sidebar.render()
     with _inside_frame():
         page.run()

@@ -55,6 +55,22 @@ def warm_up_projections() -> threading.Thread | None:
     return thread
 
 
+TORCH_THREADS_ENV = "OAVIZ_TORCH_THREADS"  # intra-op threads of the server's torch (default 1)
+
+
+@st.cache_resource(show_spinner=False)
+def serving_threads() -> int:
+    """Once per server: one torch intra-op thread per call. The server answers many visitors at once,
+    so its parallelism is across their calls; two threads per call on two busy cores made 8 concurrent
+    sessions 2× slower (bench/scale_interactions.py: p95 of 16 prior samples 480 ms against 230 ms).
+    Training and long embeddings run as jobs in their own processes and keep torch's default."""
+    import torch
+
+    n = int(os.environ.get(TORCH_THREADS_ENV, "1"))
+    torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
 @st.cache_resource(show_spinner=False)
 def clean_crash_litter() -> int:
     """Once per server start: remove temporaries that crashed processes left under oaviz's home."""

@@ -326,9 +326,20 @@ def test_selection_stats(tiny_cohort, tiny_map):
     got = s.grade_mix.set_index("kl")["count"]
     assert all(got[g] == want.get(g, 0) for g in range(5))
     np.testing.assert_allclose(s.mean_image, cohort.images_float(np.array([1, 3, 20, 40, 41])).mean(0), atol=1e-6)
-    assert s.table.row.to_list() == [1, 3, 20, 40, 41]
+    assert s.table.row.to_list() == [1, 3, 20, 40, 41] and s.mean_of == 5
     with pytest.raises(DataError, match="outside the cohort"):
         lm.selection_stats(cohort, tiny_map, [10_000])
+
+
+def test_selection_mean_image_above_its_cap_is_a_stated_seeded_sample(tiny_cohort, tiny_map, monkeypatch):
+    cohort = load_cohort(tiny_cohort)
+    monkeypatch.setattr(lm, "MEAN_IMAGE_MAX", 10)
+    rows = np.arange(len(cohort))
+    s = lm.selection_stats(cohort, tiny_map, rows)
+    assert s.n == len(cohort) and s.grade_mix["count"].sum() == len(cohort) and s.mean_of == 10  # stats: all
+    sample = np.sort(np.random.default_rng(0).choice(rows, 10, replace=False))
+    np.testing.assert_allclose(s.mean_image, cohort.images_float(sample).mean(0), atol=1e-6)
+    assert lm.selection_stats(cohort, tiny_map, rows).mean_image.tobytes() == s.mean_image.tobytes()  # seeded
 
 
 def test_embed_upload_png_lands_on_its_own_point(tiny_cohort, tiny_ckpts, tiny_map):
