@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.errors import DataError
 from oaviz.services import cohort_risk
 from oaviz.ui import cached, jobs_panel, layout, state
 from oaviz.ui.images import signed, heat, to_uint8
@@ -63,8 +64,11 @@ with st.container(border=True):
         st.caption("To place this risk among the cohort's, compute the risk of every test knee (a job, a few minutes "
                    "on a CPU).")
     if st.button("Compute the cohort's risks", key="future.reference", icon=":material/leaderboard:"):
-        job = cohort_risk.start_reference_job(ckpt, cohort)
-        state.remember_job("future.jobs", str(job.run_dir))
+        try:
+            job = cohort_risk.start_reference_job(ckpt, cohort)
+            state.remember_job("future.jobs", str(job.run_dir))
+        except DataError as e:   # e.g. the public demo's cap on running jobs
+            st.error(str(e), icon=":material/error:")
     jobs_panel.session_jobs("future.jobs", key="future")
 
 cols = st.columns(5)

@@ -9,7 +9,7 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.cohorts import cohort_dir_for
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, own_cohorts_root
 from oaviz.ui.images import heat, to_uint8
 from oaviz.ui.model_pick import Cap, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
@@ -62,7 +62,7 @@ n_pairs = c[0].number_input("Pairs", 10, 2000 if not demo_mode() else 100, 200, 
 name = c[1].text_input("New cohort name", f"{cohort.name}-kecae-aug", key="exchange.name")
 if c[2].button("Generate the augmentation set (a job)", key="exchange.augment", icon=":material/auto_awesome:"):
     try:
-        out = cohort_dir_for(name)
+        out = cohort_dir_for(name, own_cohorts_root(create=True))  # demo: the visitor's own space
         run = job_service.new_run_dir(f"augment-{cohort.name}")
         job = job_service.start_oaviz(["augment", "--checkpoint", ckpt, "--data", str(cohort.path), "--pairs",
                                        str(int(n_pairs)), "--out", str(out)], run, kind="augment",

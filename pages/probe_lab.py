@@ -108,9 +108,12 @@ with tab_grid:
         if st.button("Start the CNN arm", key="probe.cnn.start", icon=":material/model_training:",
                      help="Runs `oaviz probe --cnn` in its own process with these settings"
                           + (" (public demo: 1 seed, 5 epochs)" if capped else "")):
-            job = start_cnn_job(cohort_path, target=target, fractions=fractions, noise=noise_levels,
-                                noise_kind=noise_kind, seeds=1 if capped else seeds, epochs=5 if capped else None)
-            state.remember_job(state.PROBE_JOBS, str(job.run_dir))
+            try:
+                job = start_cnn_job(cohort_path, target=target, fractions=fractions, noise=noise_levels,
+                                    noise_kind=noise_kind, seeds=1 if capped else seeds, epochs=5 if capped else None)
+                state.remember_job(state.PROBE_JOBS, str(job.run_dir))
+            except DataError as e:   # e.g. the public demo's cap on running jobs
+                st.error(str(e), icon=":material/error:")
         jobs_panel.session_jobs(state.PROBE_JOBS, key="probe")
 
 with tab_hier:

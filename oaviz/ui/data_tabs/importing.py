@@ -9,7 +9,7 @@ from oaviz.services import cohorts, imports
 from oaviz.services import jobs as job_service
 from oaviz.ui import state
 from oaviz.ui.data_tabs import KEEP, data_jobs, select_new_cohort
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, own_cohorts_root
 
 
 def _uploads(files) -> list[imports.Upload]:
@@ -65,7 +65,7 @@ def import_() -> None:
             with st.spinner("Importing…"):
                 res = imports.import_from_uploads(fmt, _uploads(files), name, columns=columns,
                                                   label_file=_uploads([label_file])[0] if label_file else None,
-                                                  **kwargs)
+                                                  root=own_cohorts_root(create=True), **kwargs)
         except DataError as e:
             st.error(f"Import failed: {e}", icon=":material/error:")
         else:
