@@ -14,6 +14,7 @@ from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import PLOT_FONT
+from oaviz.ui.demo import redact
 
 ctx = layout.start_page("pages/future_knee.py", "A latent diffusion model, trained on pairs of visits of the same "
                         "knee, imagines the next visit. Several samples give the mean future, where they disagree, "
@@ -68,7 +69,7 @@ with st.container(border=True):
             job = cohort_risk.start_reference_job(ckpt, cohort)
             state.remember_job("future.jobs", str(job.run_dir))
         except DataError as e:   # e.g. the public demo's cap on running jobs
-            st.error(str(e), icon=":material/error:")
+            st.error(redact(str(e)), icon=":material/error:")
     jobs_panel.session_jobs("future.jobs", key="future")
 
 cols = st.columns(5)

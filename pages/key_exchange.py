@@ -9,7 +9,7 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.cohorts import cohort_dir_for
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
-from oaviz.ui.demo import demo_mode, own_cohorts_root
+from oaviz.ui.demo import demo_mode, own_cohorts_root, redact
 from oaviz.ui.images import heat, to_uint8
 from oaviz.ui.model_pick import Cap, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
@@ -69,7 +69,7 @@ if c[2].button("Generate the augmentation set (a job)", key="exchange.augment", 
                                       title=f"KECAE augmentation of {cohort.name}", output=out, expects_events=False)
         state.remember_job("exchange.jobs", str(job.run_dir))
     except DataError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(redact(str(e)), icon=":material/error:")
 jobs_panel.session_jobs("exchange.jobs", key="exchange")
 st.caption("The new cohort appears in the sidebar's cohort list when the job is done; train a classifier on it "
            "beside the original to measure what the exchanged images add (`bench/eval_exchange.py` does this "

@@ -10,7 +10,8 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
 from oaviz.ui import jobs_panel, layout, loaders, state
-from oaviz.ui.demo import DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal
+from oaviz.ui.demo import (DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal,
+                           redact)
 from oaviz.ui.model_card import checkpoint_card
 
 layout.start_page("pages/models_training.py", "The checkpoints you can explore, with their cards, and training runs "
@@ -82,7 +83,7 @@ def training_form() -> None:
             state.flash("success", f"Started **{job.name}**: its progress is below.")
             st.rerun()
         except DataError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(redact(str(e)), icon=":material/error:")
 
 
 # ----------------------------------------------------------------- jobs

@@ -14,6 +14,7 @@ import streamlit as st
 from oaviz.data.cohort import Cohort
 from oaviz.data.readers import preprocess_any
 from oaviz.errors import DataError
+from oaviz.ui.demo import redact
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "dcm", "dicom"]
 
@@ -32,7 +33,7 @@ def upload_image(label: str, key: str, size: int) -> np.ndarray | None:
     try:
         return _preprocess(f.getvalue(), f.name, int(size))
     except DataError as e:
-        st.error(f"Cannot use {f.name}: {e}", icon=":material/error:")
+        st.error(f"Cannot use {f.name}: {redact(str(e))}", icon=":material/error:")
         return None
 
 

@@ -9,7 +9,7 @@ from oaviz.services import cohorts
 from oaviz.services import jobs as job_service
 from oaviz.ui import state
 from oaviz.ui.data_tabs import KEEP, data_jobs, select_new_cohort
-from oaviz.ui.demo import DEMO_MAX_SYNTH_IMAGES, demo_mode, own_cohorts_root
+from oaviz.ui.demo import DEMO_MAX_SYNTH_IMAGES, demo_mode, own_cohorts_root, redact
 from oaviz.ui.layout import format_seconds
 
 
@@ -51,5 +51,5 @@ def generate() -> None:
                                           size=int(size), seed=int(seed))
             state.remember_job(state.DATA_JOBS, str(job.run_dir))
         except DataError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(redact(str(e)), icon=":material/error:")
     data_jobs()
