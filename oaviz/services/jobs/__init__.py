@@ -28,6 +28,6 @@ from oaviz.training.events import EVENTS_FILE, read_events
 __all__ = [
     "EVENTS_FILE", "JOB_FILE", "LOG_FILE", "STALE_AFTER_S", "STATUSES", "Job", "JobLimits", "JobRefused", "_PROCS",
     "cancel", "epoch_curve", "import_args", "list_jobs", "log_tail", "loss_curve", "new_run_dir", "read_events",
-    "read_job", "running_jobs", "set_policy", "start_command", "start_import", "start_oaviz", "start_synth", "start_training", "synth_args",
-    "train_args",
+    "read_job", "running_jobs", "set_policy", "start_command", "start_import", "start_oaviz", "start_synth",
+    "start_training", "synth_args", "train_args",
 ]
