@@ -57,7 +57,8 @@ m[0].metric(f"KL {ga} knee judged KL {gb} after the exchange", "yes" if flips["e
 m[1].metric(f"KL {gb} knee judged KL {ga} after the exchange", "yes" if flips["exchanged_b"] else "no", border=True)
 st.subheader("Augmentation set", anchor=False)
 c = st.columns([1, 1, 2])
-n_pairs = c[0].number_input("Pairs", 10, 2000 if not demo_mode() else 100, 200, 10, key="exchange.pairs",
+max_pairs = 2000 if not demo_mode() else 100
+n_pairs = c[0].number_input("Pairs", 10, max_pairs, min(200, max_pairs), 10, key="exchange.pairs",  # demo: ≤ 100
                             help="Random KL 0 / KL 2 pairs of the train split; each gives two exchanged images.")
 name = c[1].text_input("New cohort name", f"{cohort.name}-kecae-aug", key="exchange.name")
 if c[2].button("Generate the augmentation set (a job)", key="exchange.augment", icon=":material/auto_awesome:"):
