@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.errors import DataError
 from oaviz.services import cohort_risk
 from oaviz.services.measure import images_pixel_mm
 from oaviz.ui import cached, cohort_notes, jobs_panel, layout, state
@@ -14,6 +15,7 @@ from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
 from oaviz.ui.theme import PLOT_FONT
+from oaviz.ui.demo import redact
 from oaviz.ui.viewer import Panel, radiograph_viewer
 
 ctx = layout.start_page("pages/future_knee.py", "A latent diffusion model, trained on pairs of visits of the same "
@@ -66,8 +68,11 @@ with st.container(border=True):
         st.caption("To place this risk among the cohort's, compute the risk of every test knee (a job, a few minutes "
                    "on a CPU).")
     if st.button("Compute the cohort's risks", key="future.reference", icon=":material/leaderboard:"):
-        job = cohort_risk.start_reference_job(ckpt, cohort)
-        state.remember_job("future.jobs", str(job.run_dir))
+        try:
+            job = cohort_risk.start_reference_job(ckpt, cohort)
+            state.remember_job("future.jobs", str(job.run_dir))
+        except DataError as e:   # e.g. the public demo's cap on running jobs
+            st.error(redact(str(e)), icon=":material/error:")
     jobs_panel.session_jobs("future.jobs", key="future")
 
 cols = st.columns(5)

@@ -10,7 +10,7 @@ from oaviz.services import jobs as job_service
 from oaviz.services.cohorts import cohort_dir_for
 from oaviz.services.measure import images_pixel_mm
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, own_cohorts_root, redact
 from oaviz.ui.images import heat, to_uint8
 from oaviz.ui.model_pick import Cap, pick_checkpoint_with
 from oaviz.ui.refs import ModelRef
@@ -67,19 +67,20 @@ m[0].metric(f"KL {ga} knee judged KL {gb} after the exchange", "yes" if flips["e
 m[1].metric(f"KL {gb} knee judged KL {ga} after the exchange", "yes" if flips["exchanged_b"] else "no", border=True)
 st.subheader("Augmentation set", anchor=False)
 c = st.columns([1, 1, 2])
-n_pairs = c[0].number_input("Pairs", 10, 2000 if not demo_mode() else 100, 200, 10, key="exchange.pairs",
+max_pairs = 2000 if not demo_mode() else 100
+n_pairs = c[0].number_input("Pairs", 10, max_pairs, min(200, max_pairs), 10, key="exchange.pairs",  # demo: ≤ 100
                             help="Random KL 0 / KL 2 pairs of the train split; each gives two exchanged images.")
 name = c[1].text_input("New cohort name", f"{cohort.name}-kecae-aug", key="exchange.name")
 if c[2].button("Generate the augmentation set (a job)", key="exchange.augment", icon=":material/auto_awesome:"):
     try:
-        out = cohort_dir_for(name)
+        out = cohort_dir_for(name, own_cohorts_root(create=True))  # demo: the visitor's own space
         run = job_service.new_run_dir(f"augment-{cohort.name}")
         job = job_service.start_oaviz(["augment", "--checkpoint", ckpt, "--data", str(cohort.path), "--pairs",
                                        str(int(n_pairs)), "--out", str(out)], run, kind="augment",
                                       title=f"KECAE augmentation of {cohort.name}", output=out, expects_events=False)
         state.remember_job("exchange.jobs", str(job.run_dir))
     except DataError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(redact(str(e)), icon=":material/error:")
 jobs_panel.session_jobs("exchange.jobs", key="exchange")
 st.caption("The new cohort appears in the sidebar's cohort list when the job is done; train a classifier on it "
            "beside the original to measure what the exchanged images add (`bench/eval_exchange.py` does this "

@@ -9,6 +9,7 @@ from oaviz.services.exports import csv_bytes
 from oaviz.errors import ConfigError, DataError
 from oaviz.services.probe_lab import corrected_labels
 from oaviz.ui import cached, cohort_notes, layout, state
+from oaviz.ui.demo import redact
 
 SHOWN = 50
 ctx = layout.start_page("pages/label_audit.py", "Labels are noisy (KL readers disagree on about a quarter of "
@@ -32,7 +33,7 @@ k = c[1].slider("Neighbours (k-NN)", 3, 50, 10, key=state.AUDIT_K, disabled=meth
 try:
     rep = cached.label_audit(model_ref, cohort_ref, method, k)
 except (DataError, ConfigError) as e:  # e.g. a grade with a single image: no out-of-fold estimate for it
-    st.error(f"The audit cannot run with these settings: {e}. Try the k-NN vote.", icon=":material/error:")
+    st.error(f"The audit cannot run with these settings: {redact(str(e))}. Try the k-NN vote.", icon=":material/error:")
     st.stop()
 if rep.precision_at is not None:
     m = c[2].columns(3)

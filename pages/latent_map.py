@@ -15,6 +15,7 @@ from oaviz.ui.map_figure import latent_map_figure, selected_points, severity_map
 from oaviz.ui.map_params import param_controls, zoom_controls
 from oaviz.ui.strips import knee_strip
 from oaviz.ui.model_pick import Cap
+from oaviz.ui.demo import redact
 
 METHODS = {"pca": "PCA", "umap": "UMAP", "tsne": "t-SNE"}
 PREFERRED_COLOURS = ("kl", "kl_true", "oa", "severity", "jsw_mm", "pred_kl", "cluster", "recon_error", "subject_id",
@@ -56,7 +57,7 @@ with st.expander("Upload a knee (PNG, JPEG or DICOM) and see where it lands"):
         try:
             upload = cached.embed_upload(model.ref, cohort_ref, method, params, max_points, seed, f.getvalue(), f.name)
         except (DataError, ConfigError, ValueError) as e:  # a bad upload is reported in place; the page goes on
-            st.error(f"Cannot place {f.name}: {e}", icon=":material/error:")
+            st.error(f"Cannot place {f.name}: {redact(str(e))}", icon=":material/error:")
 
 extra = []
 if upload is not None:

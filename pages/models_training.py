@@ -10,7 +10,8 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
 from oaviz.ui import jobs_panel, layout, loaders, state, zoo_panel
-from oaviz.ui.demo import DEMO_MAX_RUNNING_JOBS, DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
+from oaviz.ui.demo import (DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal,
+                           redact)
 from oaviz.ui.model_card import checkpoint_card
 
 layout.start_page("pages/models_training.py", "The checkpoints you can explore, with their cards, and training runs "
@@ -71,11 +72,10 @@ def training_form() -> None:
     preview = job_service.train_args(model, shown_cohort, "<run folder>/checkpoint", "<run folder>", preset=preset,
                                      epochs=int(epochs), device=device, max_images=max_images)
     st.code("oaviz " + " ".join(preview), language="bash", wrap_lines=True)
-    running = sum(j.is_active for j in job_service.list_jobs())
-    too_many = demo_mode() and running >= DEMO_MAX_RUNNING_JOBS
-    if too_many:
-        st.warning(f"The public demo runs at most {DEMO_MAX_RUNNING_JOBS} jobs at once; wait for one to finish.")
-    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=too_many):
+    refused = job_refusal()   # public demo: this visitor's or the server's cap on running jobs is reached
+    if refused:
+        st.warning(refused, icon=":material/hourglass_top:")
+    if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=bool(refused)):
         try:
             job = job_service.start_training(model, cohort, preset=preset, epochs=int(epochs), device=device,
                                              max_images=max_images)
@@ -83,7 +83,7 @@ def training_form() -> None:
             state.flash("success", f"Started **{job.name}**: its progress is below.")
             st.rerun()
         except DataError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(redact(str(e)), icon=":material/error:")
 
 
 # ----------------------------------------------------------------- jobs

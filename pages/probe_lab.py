@@ -13,7 +13,7 @@ from oaviz.services import zoos
 from oaviz.services.hierarchy import dual_head_checkpoints
 from oaviz.services.probe_lab import read_probe_results, start_cnn_job, summarise
 from oaviz.ui import cached, jobs_panel, layout, loaders, state
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, redact
 from oaviz.ui.probe_views import FRACTIONS, curves, hierarchy_report
 from oaviz.ui.model_pick import Cap, can, name_in_sidebar
 from oaviz.ui.refs import ModelRef
@@ -78,7 +78,7 @@ with tab_grid:
             refs = tuple(f if f in ("raw", "random") else ModelRef.of(f) for f in features)
             df = cached.frozen_grid(cohort_ref, refs, target, fractions, noise_levels, noise_kind, seeds, classifier)
         except DataError as e:  # e.g. a cohort with ten classes and no KL grades: nothing binary to probe
-            st.error(f"These probes cannot run on this cohort: {e}", icon=":material/error:")
+            st.error(f"These probes cannot run on this cohort: {redact(str(e))}", icon=":material/error:")
             st.stop()
         cnn_parts = []
         for run in st.session_state.get(state.PROBE_JOBS, []):
@@ -114,9 +114,12 @@ with tab_grid:
         if st.button("Start the CNN arm", key="probe.cnn.start", icon=":material/model_training:",
                      help="Runs `oaviz probe --cnn` in its own process with these settings"
                           + (" (public demo: 1 seed, 5 epochs)" if capped else "")):
-            job = start_cnn_job(cohort_path, target=target, fractions=fractions, noise=noise_levels,
-                                noise_kind=noise_kind, seeds=1 if capped else seeds, epochs=5 if capped else None)
-            state.remember_job(state.PROBE_JOBS, str(job.run_dir))
+            try:
+                job = start_cnn_job(cohort_path, target=target, fractions=fractions, noise=noise_levels,
+                                    noise_kind=noise_kind, seeds=1 if capped else seeds, epochs=5 if capped else None)
+                state.remember_job(state.PROBE_JOBS, str(job.run_dir))
+            except DataError as e:   # e.g. the public demo's cap on running jobs
+                st.error(redact(str(e)), icon=":material/error:")
         jobs_panel.session_jobs(state.PROBE_JOBS, key="probe")
 
 with tab_hier:

@@ -2,7 +2,9 @@
 
 The services keep their own disk caches; these add an in-memory layer shared
 by every session, so a rerun that changes only a display control (zoom,
-window, colour) never recomputes. Checkpoints and cohorts are passed as
+window, colour) never recomputes. Small results are st.cache_data (each call
+gets its own copy); what holds an embedding table or a fitted projector is
+st.cache_resource (one object for all sessions, never modified). Checkpoints and cohorts are passed as
 ``ModelRef``/``CohortRef`` (``oaviz.ui.refs``): the cache hashes their path and
 content hash / fingerprint, and each function loads the shared eval-mode model
 and memory-mapped cohort from them. Nothing here trains or mutates a model.
@@ -71,13 +73,20 @@ def prototype_report(model: ModelRef, cohort: CohortRef, k: int = 5):
     return prototypes.prototype_report(model.load(), cohort.load(), k=int(k))
 
 
-@st.cache_data(show_spinner="Embedding and projecting the cohort…", max_entries=16)
+@st.cache_resource(show_spinner="Embedding and projecting the cohort…", max_entries=16)
 def latent_map(model: ModelRef, cohort: CohortRef, method: str, params: dict, max_points: int | None, seed: int):
-    """LatentMapResult (services.latent_map), cached in memory here and on disk by the service."""
+    """LatentMapResult (services.latent_map), cached on disk by the service and held here once for every
+    session: a resource, not data, because st.cache_data would unpickle a copy of the embedding table
+    ``Z`` [N, D] and the fitted projector for every call of every session. Shared, so read-only: ``Z``
+    is made unwriteable and the projector's lazily built search structures are built here, once."""
     from oaviz.services.latent_map import build_latent_map
 
-    return build_latent_map(model.load(), cohort.load(), method=method, params=dict(params), max_points=max_points,
-                            seed=seed)
+    lm = build_latent_map(model.load(), cohort.load(), method=method, params=dict(params), max_points=max_points,
+                          seed=seed)
+    lm.Z.setflags(write=False)
+    if len(lm.Z):
+        lm.projector.transform(lm.Z[:1])   # concurrent transforms (uploads, prototypes) then only read it
+    return lm
 
 
 @st.cache_data(show_spinner="Comparing VAESim with VAE + KMeans…", max_entries=8)

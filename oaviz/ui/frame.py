@@ -17,7 +17,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, start_visit
 from oaviz.ui.navigation import streamlit_pages
 
 _local = threading.local()  # one script thread per session run
@@ -44,6 +44,7 @@ def run_app() -> None:
         # Visitors see an error's type, never a traceback (config.toml says the same; this cannot be overridden).
         st.set_option("client.showErrorDetails", "type")
     page = st.navigation(streamlit_pages(), position="sidebar", expanded=True)
+    start_visit()                    # jobs are started for this visitor; the demo's per-visitor spaces
     loaders.clean_crash_litter()     # once per server: temporaries of crashed imports, jobs, caches
     loaders.warm_up_projections()    # once per server, in the background: UMAP's JIT compilation
     loaders.ensure_default_cohort()  # generated once, on the very first start; cached afterwards

@@ -11,6 +11,7 @@ from oaviz.data.cohort import Cohort
 from oaviz.errors import DataError
 from oaviz.services.model_cards import format_seconds  # noqa: F401 (pages use layout.format_seconds)
 from oaviz.ui import loaders, state
+from oaviz.ui.demo import redact
 from oaviz.ui.frame import ensure_frame
 from oaviz.ui.model_pick import Cap, PickedModel, current_model
 from oaviz.ui.navigation import page_by_file
@@ -79,6 +80,6 @@ def current_cohort() -> Cohort | None:
     try:
         return loaders.cohort(path)
     except DataError as e:
-        st.error(f"The selected cohort cannot be opened: {e}", icon=":material/error:")
+        st.error(f"The selected cohort cannot be opened: {redact(str(e))}", icon=":material/error:")
         return None
 

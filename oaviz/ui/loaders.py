@@ -24,7 +24,8 @@ from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint
 from oaviz.paths import checkpoints_dir, cohorts_dir, default_cohort_dir, home, runs_dir
 from oaviz.services import cohorts as cohort_service
 from oaviz.services import model_cards, zoos
-from oaviz.ui import plots
+from oaviz.ui import plots, state
+from oaviz.ui.demo import demo_mode, own_cohorts_root
 
 
 def _key(path: str | Path) -> str:
@@ -156,8 +157,14 @@ def _checkpoint_entries(bundled_root: str, runs_root: str) -> list[model_cards.C
 
 
 def checkpoint_entries() -> list[model_cards.CheckpointEntry]:
-    """Checkpoint folders for the pickers (the folders are re-listed at most every 5 s)."""
-    return _checkpoint_entries(str(checkpoints_dir()), str(runs_dir()))
+    """Checkpoint folders for the pickers (the folders are re-listed at most every 5 s); in the public
+    demo the bundled ones and those of this visitor's own training jobs only."""
+    entries = _checkpoint_entries(str(checkpoints_dir()), str(runs_dir()))
+    if not demo_mode():
+        return entries
+    runs = runs_dir()
+    return [e for e in entries if not Path(e.path).is_relative_to(runs)
+            or state.owns_job(str(runs / Path(e.path).relative_to(runs).parts[0]))]
 
 
 @st.cache_data(show_spinner=False, ttl=5)
@@ -176,8 +183,11 @@ def _cohort_summaries(root: str) -> list[cohort_service.CohortSummary]:
 
 
 def cohort_summaries() -> list[cohort_service.CohortSummary]:
-    """Cohorts under cohorts_dir(), the default first (re-listed at most every 5 s)."""
-    return _cohort_summaries(str(cohorts_dir()))
+    """Cohorts under cohorts_dir(), the default first, then (public demo) this visitor's own uploaded and
+    generated ones, which no other visitor lists (re-listed at most every 5 s)."""
+    shared = _cohort_summaries(str(cohorts_dir()))
+    own = own_cohorts_root()
+    return shared + (_cohort_summaries(str(own)) if own is not None and own.is_dir() else [])
 
 
 def clear_listings() -> None:

@@ -11,7 +11,7 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import zoos
 from oaviz.ui import loaders, state
-from oaviz.ui.demo import DEMO_MAX_RUNNING_JOBS, DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode
+from oaviz.ui.demo import DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal, redact
 from oaviz.ui.layout import format_seconds
 
 
@@ -46,10 +46,10 @@ def zoo_form() -> None:
     st.caption("One job trains them one after the other, in dependency order (VQ-VAE and multitask before the "
                "latent diffusion; multitask before KECAE). When it is done the set is offered in the sidebar as "
                "\"Trained on " + Path(cohort).name + "\".")
-    running = sum(j.is_active for j in job_service.list_jobs())
-    too_many = demo_mode() and running >= DEMO_MAX_RUNNING_JOBS
+    refusal = job_refusal()              # the public demo's caps on running jobs (per visitor and in total)
+    too_many = refusal is not None
     if too_many:
-        st.warning(f"The public demo runs at most {DEMO_MAX_RUNNING_JOBS} jobs at once; wait for one to finish.")
+        st.warning(refusal)
     if st.button("Train the zoo", type="primary", icon=":material/play_arrow:", key="models.zoo.start",
                  disabled=too_many):
         try:
@@ -58,7 +58,7 @@ def zoo_form() -> None:
             state.flash("success", f"Started **{job.name}**: its progress is under Jobs.")
             st.rerun()
         except DataError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(redact(str(e)), icon=":material/error:")
 
 
 def model_rows(job: job_service.Job) -> None:

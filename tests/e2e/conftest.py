@@ -7,12 +7,14 @@ Without that binary the tests are skipped with the reason shown in the summary (
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,13 +48,16 @@ def e2e_home(tmp_path_factory) -> Path:
     return home
 
 
-@pytest.fixture(scope="session")
-def app_url(e2e_home, tmp_path_factory):
-    """Start `streamlit run app.py` headless on a free port; yields its URL once /_stcore/health says ok."""
+@contextmanager
+def _serve(home: Path, log_dir: Path, *, demo: bool):
+    """`streamlit run app.py` headless on a free port with OAVIZ_HOME=home; yields its URL once
+    /_stcore/health says ok, stops it afterwards."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit-log") / "server.log"
-    env = {**os.environ, "OAVIZ_HOME": str(e2e_home), "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "full"}
+    log = log_dir / "server.log"
+    env = {**os.environ, "OAVIZ_HOME": str(home), "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "full"}
     env.pop("OAVIZ_DEMO", None)
+    if demo:
+        env["OAVIZ_DEMO"] = "1"
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     with open(log, "wb") as out:
@@ -81,6 +86,28 @@ def app_url(e2e_home, tmp_path_factory):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def app_url(e2e_home, tmp_path_factory):
+    """The app (not in demo mode) on e2e_home."""
+    with _serve(e2e_home, tmp_path_factory.mktemp("streamlit-log"), demo=False) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def demo_home(e2e_home, tmp_path_factory) -> Path:
+    """A home of its own for the public-demo server (its visitors' spaces and jobs stay out of e2e_home)."""
+    home = tmp_path_factory.mktemp("oaviz-e2e-demo-home")
+    shutil.copytree(e2e_home / "cohorts", home / "cohorts")
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_url(demo_home, tmp_path_factory):
+    """The app as a public demo (OAVIZ_DEMO=1) on demo_home."""
+    with _serve(demo_home, tmp_path_factory.mktemp("streamlit-demo-log"), demo=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

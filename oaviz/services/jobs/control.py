@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from oaviz.errors import DataError
 from oaviz.paths import REPO_ROOT
+from oaviz.services.jobs.limits import JobLimits, admit, current_policy, start_lock
 from oaviz.services.jobs.process import (
     _PROCS, JOB_FILE, LOG_FILE, poll, proc_start_ticks, read_job_file, signal_group, write_job_file,
 )
@@ -19,21 +21,40 @@ from oaviz.services.jobs.status import Job, read_job
 
 def start_command(cmd: list[str], run_dir: str | os.PathLike, *, kind: str, title: str | None = None,
                   output: str | os.PathLike | None = None, expects_events: bool = True,
-                  env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None) -> Job:
+                  env: dict[str, str] | None = None, cwd: str | os.PathLike | None = None,
+                  owner: str | None = None, limits: JobLimits | None = None) -> Job:
     """Start ``cmd`` in its own session (process group) with ``run_dir`` as its run folder.
 
     stdout and stderr go to ``run_dir/log.txt``. ``expects_events`` says whether
     the command writes ``events.jsonl`` (so a death without an end event is a crash).
+    ``owner`` (who started it, recorded in job.json) and ``limits`` default to the installed
+    policy (``limits.set_policy``); a job over a cap, or writing an ``output`` that a running
+    job writes, raises ``JobRefused`` and leaves no run folder behind.
     Returns at once; the process outlives the caller's rerun.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if (run_dir / JOB_FILE).exists():
         raise DataError("this run folder already holds a job", run_dir)
+    if owner is None and limits is None:
+        owner, limits = current_policy()
+    with start_lock(run_dir.parent):
+        try:
+            admit(run_dir.parent, owner=owner, output=output, limits=limits)
+        except DataError:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()   # the empty folder new_run_dir made; a used one stays
+            raise
+        return _launch(cmd, run_dir, kind=kind, title=title, output=output, expects_events=expects_events,
+                       env=env, cwd=cwd, owner=owner)
+
+
+def _launch(cmd: list[str], run_dir: Path, *, kind: str, title: str | None, output, expects_events: bool,
+            env: dict[str, str] | None, cwd, owner: str | None) -> Job:
     info = {
         "kind": kind, "title": title or kind, "argv": [str(a) for a in cmd], "pid": None,
         "started": time.time(), "output": str(output) if output is not None else None,
-        "expects_events": bool(expects_events), "exit_code": None,
+        "expects_events": bool(expects_events), "exit_code": None, "owner": owner,
     }
     write_job_file(run_dir, info)
     full_env = {**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"}

@@ -51,6 +51,7 @@ class Job:
     exit_code: int | None = None
     output: str | None = None      # checkpoint / cohort folder the job writes
     n_events: int = 0
+    owner: str | None = None       # who started it (a visitor's session in the app), from job.json
     extra: dict = field(default_factory=dict)
 
     @property
@@ -87,7 +88,7 @@ def read_job(run_dir: str | os.PathLike, now: float | None = None) -> Job:
     kind = info.get("kind") or (argv[3] if argv[1:3] == ["-m", "oaviz"] and len(argv) > 3 else "run")
     job = Job(run_dir=run_dir, kind=kind, title=info.get("title") or run_dir.name, argv=list(argv),
               status="running", started=info.get("started"), pid=info.get("pid"), output=info.get("output"),
-              n_events=len(events), exit_code=info.get("exit_code"))
+              n_events=len(events), exit_code=info.get("exit_code"), owner=info.get("owner"))
     if job.started is None and events:
         job.started = events[0].get("t")
 

@@ -9,7 +9,7 @@ from oaviz.services import cohorts
 from oaviz.services import jobs as job_service
 from oaviz.ui import state
 from oaviz.ui.data_tabs import KEEP, data_jobs, select_new_cohort
-from oaviz.ui.demo import DEMO_MAX_SYNTH_IMAGES, demo_mode
+from oaviz.ui.demo import DEMO_MAX_SYNTH_IMAGES, demo_mode, own_cohorts_root, redact
 from oaviz.ui.layout import format_seconds
 
 
@@ -40,7 +40,7 @@ def generate() -> None:
         st.warning(f"The public demo generates at most {DEMO_MAX_SYNTH_IMAGES} images per cohort.")
     if st.button("Generate", type="primary", icon=":material/auto_awesome:", disabled=capped or not visits):
         try:
-            out = cohorts.cohort_dir_for(name)
+            out = cohorts.cohort_dir_for(name, own_cohorts_root(create=True))  # demo: the visitor's own space
             if inline:
                 with st.spinner("Generating…"):
                     cohorts.generate(out, joint=joint, subjects=int(subjects), visits=tuple(sorted(visits)),
@@ -51,5 +51,5 @@ def generate() -> None:
                                           size=int(size), seed=int(seed))
             state.remember_job(state.DATA_JOBS, str(job.run_dir))
         except DataError as e:
-            st.error(str(e), icon=":material/error:")
+            st.error(redact(str(e)), icon=":material/error:")
     data_jobs()

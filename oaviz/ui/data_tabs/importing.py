@@ -9,7 +9,7 @@ from oaviz.services import cohorts, imports
 from oaviz.services import jobs as job_service
 from oaviz.ui import state
 from oaviz.ui.data_tabs import KEEP, data_jobs, select_new_cohort
-from oaviz.ui.demo import demo_mode
+from oaviz.ui.demo import demo_mode, own_cohorts_root, redact
 
 
 def _uploads(files) -> list[imports.Upload]:
@@ -51,7 +51,7 @@ def import_() -> None:
                                                labels=labels or None, **kwargs)
                 state.remember_job(state.DATA_JOBS, str(job.run_dir))
             except DataError as e:
-                st.error(str(e), icon=":material/error:")
+                st.error(redact(str(e)), icon=":material/error:")
         data_jobs()
         return
     hint = {"kl-folders": "a .zip of the folder layout", "dicom": "DICOM files or a .zip of them",
@@ -65,9 +65,9 @@ def import_() -> None:
             with st.spinner("Importing…"):
                 res = imports.import_from_uploads(fmt, _uploads(files), name, columns=columns,
                                                   label_file=_uploads([label_file])[0] if label_file else None,
-                                                  **kwargs)
+                                                  root=own_cohorts_root(create=True), **kwargs)
         except DataError as e:
-            st.error(f"Import failed: {e}", icon=":material/error:")
+            st.error(f"Import failed: {redact(str(e))}", icon=":material/error:")
         else:
             msg = f"Imported **{res.path.name}**: {res.n_images:,} images"
             if res.skipped:
