@@ -9,7 +9,7 @@ import streamlit as st
 
 from oaviz.errors import DataError
 from oaviz.services.latent_map import selection_stats
-from oaviz.services.probe_lab import summarise
+from oaviz.services.probe_lab import probe_labels, summarise
 from oaviz.ui import cached, layout, loaders, state
 from oaviz.ui.linked_selection import SIDES, default_pair, highlight_trace, link, on_map, relative_spread
 from oaviz.ui.map_figure import latent_map_figure, selected_points, severity_map_figure
@@ -107,8 +107,15 @@ if cohort.has_kl:
 # ----------------------------------------------------------------- probes, side by side
 st.subheader("Frozen-latent probes", anchor=False)
 probe_ok = all(can(e, Cap.PROBE_FEATURES) for e in entries if str(e.path) in chosen)
+try:
+    probe_labels(cohort, "oa")
+    no_labels = None
+except DataError as e:   # said once for both sides, without the cohort's server path
+    no_labels = e.reason
 if not probe_ok:
     st.info("One of the models has no features the Probe lab offers (PROBE_FEATURES).")
+elif no_labels:
+    st.info(f"The OA probes cannot run on this cohort: {no_labels}.", icon=":material/info:")
 elif st.toggle("OA probe: logistic regression on each model's latents against raw pixels, 5 label fractions, "
                "clean and 10 % noisy labels, 5 seeds", value=True, key=state.COMPARE_PROBES):
     cols = st.columns(2)
@@ -117,7 +124,7 @@ elif st.toggle("OA probe: logistic regression on each model's latents against ra
             df = cached.frozen_grid(cohort_ref, (ref, "raw"), "oa", tuple(FRACTIONS), (0.0, 0.1), "symmetric", 5,
                                     "logreg")
         except DataError as e:
-            col.error(f"The probes cannot run on this cohort: {e}", icon=":material/error:")
+            col.error(f"The probes cannot run on this cohort: {e.reason}", icon=":material/error:")
             continue
         fig = curves(summarise(df), "auc", {"raw": "raw pixels"})
         fig.update_yaxes(range=[0.4, 1.0])  # one scale on both sides

@@ -46,12 +46,10 @@ def zoo_form() -> None:
     st.caption("One job trains them one after the other, in dependency order (VQ-VAE and multitask before the "
                "latent diffusion; multitask before KECAE). When it is done the set is offered in the sidebar as "
                "\"Trained on " + Path(cohort).name + "\".")
-    refusal = job_refusal()              # the public demo's caps on running jobs (per visitor and in total)
-    too_many = refusal is not None
-    if too_many:
-        st.warning(refusal)
+    # The public demo's caps on running jobs: the training form above already says so in words.
+    refusal = job_refusal()
     if st.button("Train the zoo", type="primary", icon=":material/play_arrow:", key="models.zoo.start",
-                 disabled=too_many):
+                 disabled=refusal is not None, help=refusal):
         try:
             job = zoos.start_zoo(cohort, preset=preset, epochs=epochs, max_images=max_images)
             state.own_job(str(job.run_dir))
