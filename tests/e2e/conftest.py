@@ -49,22 +49,18 @@ def e2e_home(tmp_path_factory) -> Path:
 
 
 @contextmanager
-def _serve(home: Path, log_dir: Path, *, demo: bool):
-    """`streamlit run app.py` headless on a free port with OAVIZ_HOME=home; yields its URL once
-    /_stcore/health says ok, stops it afterwards."""
+def serve_streamlit(script: str | Path, env: dict, log: Path, *, timeout_s: float = STARTUP_TIMEOUT_S):
+    """`streamlit run SCRIPT` headless on a free port with ``env``; yields its URL once
+    /_stcore/health says ok (output in ``log``), stops the server afterwards."""
     port = _free_port()
-    log = log_dir / "server.log"
-    env = {**os.environ, "OAVIZ_HOME": str(home), "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "full"}
-    env.pop("OAVIZ_DEMO", None)
-    if demo:
-        env["OAVIZ_DEMO"] = "1"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-           "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.headless", "true", "--server.port",
+           str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.runOnSave", "false"]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + timeout_s
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"streamlit exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
@@ -75,7 +71,7 @@ def _serve(home: Path, log_dir: Path, *, demo: bool):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer /_stcore/health within {STARTUP_TIMEOUT_S} s:\n"
+                pytest.fail(f"streamlit did not answer /_stcore/health within {timeout_s} s:\n"
                             f"{log.read_text()[-3000:]}")
             time.sleep(0.3)
         yield url
@@ -86,6 +82,17 @@ def _serve(home: Path, log_dir: Path, *, demo: bool):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextmanager
+def _serve(home: Path, log_dir: Path, *, demo: bool):
+    """The app (`app.py`) with OAVIZ_HOME=home, in the public-demo mode or not."""
+    env = {**os.environ, "OAVIZ_HOME": str(home), "STREAMLIT_CLIENT_SHOW_ERROR_DETAILS": "full"}
+    env.pop("OAVIZ_DEMO", None)
+    if demo:
+        env["OAVIZ_DEMO"] = "1"
+    with serve_streamlit("app.py", env, log_dir / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -146,3 +153,16 @@ def _wait_idle(pg, settle_s: float = 0.3) -> None:
 def wait_idle():
     """``wait_idle(page)``: wait until the script run has finished and the page has rendered (no skeletons)."""
     return _wait_idle
+
+
+def trace_lasso(page, plot, corners) -> None:
+    """Pick a plotly chart's Lasso tool and trace ``corners`` (fractions of the plot area ``plot``)
+    with the mouse held down; the caller releases it (``page.mouse.up()``), e.g. to time the answer."""
+    box = plot.bounding_box()
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + w / 2, y0 + h / 2)  # shows the modebar; maps open in the zoom tool (clicks work there)
+    page.locator('[data-testid="stPlotlyChart"] .modebar-btn[data-title="Lasso Select"]').first.click()
+    page.mouse.move(x0 + corners[0][0] * w, y0 + corners[0][1] * h)
+    page.mouse.down()
+    for fx, fy in corners[1:]:
+        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)

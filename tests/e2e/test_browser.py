@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from oaviz.data.cohort import load_cohort
+from tests.e2e.conftest import trace_lasso
 from oaviz.ui.navigation import DEFAULT_PAGE, PAGES
 
 
@@ -87,16 +88,7 @@ def test_latent_map_lasso_shows_the_selection_panel(page, app_url, wait_idle):
     _open(page, app_url, wait_idle, "Latent map")
     plot = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
     plot.wait_for(timeout=60_000)
-    box = plot.bounding_box()
-    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-    page.mouse.move(x0 + w / 2, y0 + h / 2)  # shows the modebar; the map opens in the zoom tool (clicks work there)
-    page.locator('[data-testid="stPlotlyChart"] .modebar-btn[data-title="Lasso Select"]').first.click()
-    # a lasso around the middle 80 % of the plot area
-    corners = [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)]
-    page.mouse.move(x0 + corners[0][0] * w, y0 + corners[0][1] * h)
-    page.mouse.down()
-    for fx, fy in corners[1:]:
-        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    trace_lasso(page, plot, [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.1, 0.9), (0.1, 0.12)])  # the middle 80 %
     page.mouse.up()
     wait_idle(page)
     panel = page.get_by_text(re.compile(r"Selection: \d+ knees"))

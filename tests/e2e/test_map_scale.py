@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.e2e.conftest import serve_streamlit, trace_lasso
 
 REPO = Path(__file__).resolve().parents[2]
 N = 50_000
@@ -38,39 +35,10 @@ def _table():
 
 @pytest.fixture(scope="module")
 def scale_url(tmp_path_factory):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("scale-log") / "server.log"
     env = {**os.environ, "OAVIZ_E2E_MAP_N": str(N), "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "tests" / "e2e" / "map_scale_app.py"),
-           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-           "--browser.gatherUsageStats", "false", "--server.runOnSave", "false"]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with code {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().decode().strip() == "ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    log = tmp_path_factory.mktemp("scale-log") / "server.log"
+    with serve_streamlit(REPO / "tests" / "e2e" / "map_scale_app.py", env, log, timeout_s=90) as url:
         yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_lasso_on_50000_knees_selects_every_knee_inside_it(browser, scale_url, wait_idle, record_property):
@@ -91,15 +59,8 @@ def test_lasso_on_50000_knees_selects_every_knee_inside_it(browser, scale_url, w
         assert drawn == N                                                       # every knee, unsampled
         page.evaluate("() => { const gd = document.querySelector('.js-plotly-plot'); window.__selectedAt = null;"
                       " gd.on('plotly_selected', () => { window.__selectedAt = performance.now(); }); }")
-        box = plot.bounding_box()
-        x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-        page.mouse.move(x0 + w / 2, y0 + h / 2)                                 # shows the modebar
-        page.locator('[data-testid="stPlotlyChart"] .modebar-btn[data-title="Lasso Select"]').first.click()
         corners = [(0.3, 0.3), (0.7, 0.3), (0.7, 0.7), (0.3, 0.7), (0.3, 0.32)]
-        page.mouse.move(x0 + corners[0][0] * w, y0 + corners[0][1] * h)
-        page.mouse.down()
-        for fx, fy in corners[1:]:
-            page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+        trace_lasso(page, plot, corners)
         js_release = page.evaluate("() => performance.now()")
         t_release = time.perf_counter()
         page.mouse.up()

@@ -10,6 +10,7 @@ import os
 import re
 from pathlib import Path
 
+from tests.e2e.conftest import trace_lasso
 from tests.e2e.test_browser import _exceptions, _open
 
 SHOTS = os.environ.get("OAVIZ_E2E_SHOTS")  # a folder: save screenshots there to look at
@@ -49,15 +50,7 @@ def test_a_lasso_on_one_compared_map_rings_the_same_knees_on_the_other(page, app
     plot = page.locator('[data-testid="stPlotlyChart"] .nsewdrag').first
     plot.wait_for(timeout=60_000)
     plot.scroll_into_view_if_needed()
-    # the maps open in the zoom tool (clicks reach the server only outside lasso mode): pick the lasso
-    page.locator('[data-testid="stPlotlyChart"] .modebar-btn[data-title="Lasso Select"]').first.click()
-    box = plot.bounding_box()
-    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-    corners = [(0.1, 0.1), (0.6, 0.1), (0.6, 0.9), (0.1, 0.9), (0.1, 0.12)]
-    page.mouse.move(x0 + corners[0][0] * w, y0 + corners[0][1] * h)
-    page.mouse.down()
-    for fx, fy in corners[1:]:
-        page.mouse.move(x0 + fx * w, y0 + fy * h, steps=8)
+    trace_lasso(page, plot, [(0.1, 0.1), (0.6, 0.1), (0.6, 0.9), (0.1, 0.9), (0.1, 0.12)])
     page.mouse.up()
     wait_idle(page)
     panel = page.locator('[data-testid="stMarkdown"]').filter(has_text=re.compile(r"Selection: \d+ knees")).first
