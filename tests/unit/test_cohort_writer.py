@@ -135,3 +135,14 @@ def test_collector_refuses_an_image_of_another_shape():
     col.add(np.zeros((4, 4), np.uint8), {"image_id": "a"})
     with pytest.raises(DataError, match="'b' is uint8 \\(4, 5\\)"):
         col.add(np.zeros((4, 5), np.uint8), {"image_id": "b"})
+
+
+def test_streamed_generation_writes_what_the_in_memory_arrays_would(tmp_path):
+    from oaviz.data.synthetic import SynthConfig, generate_arrays, generate_cohort
+
+    images, masks, meta, info = generate_arrays(SynthConfig(subjects=5, visits=(0, 12), size=48, seed=7))
+    generate_cohort(tmp_path / "streamed", subjects=5, visits=(0, 12), size=48, seed=7)
+    write_cohort(tmp_path / "whole", images, meta, info, masks=masks)
+    for f in ("images.npy", "masks.npy", "metadata.csv"):
+        assert (tmp_path / "streamed" / f).read_bytes() == (tmp_path / "whole" / f).read_bytes(), f
+    assert load_cohort(tmp_path / "streamed").fingerprint == load_cohort(tmp_path / "whole").fingerprint
