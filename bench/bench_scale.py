@@ -269,8 +269,8 @@ def main() -> None:
         shutil.rmtree(home, ignore_errors=True)
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps({"n": n, **res}, default=str), flush=True)   # first: a report that fails loses nothing
     report(n, res)
-    print(json.dumps({"n": n, **res}, default=str))
 
 
 def report(n: int, res: dict) -> None:
