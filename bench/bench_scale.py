@@ -12,7 +12,7 @@ Every stage runs in its own fresh Python process, so its peak RSS (``ru_maxrss``
   map uses), beside a big float32 matmul in the same process (the CPU's FLOP roofline at the same
   thread count); the model's FLOPs per knee are counted from its conv/linear layers;
 - map: ``build_latent_map`` for PCA and UMAP, every point (no subsampling): cold (first call of a
-  fresh process; embeddings already cached), warm (same process, another seed, so it is computed
+  fresh process; embeddings cached by the embed stage), warm (same process, another seed, so it is computed
   again) and cached (the disk cache), against plain ``umap.UMAP(random_state=0).fit_transform`` on
   the same latents, first and second call of a fresh process;
 - browser bytes and interaction latencies: ``bench/scale_interactions.py`` when present, else n/a.
@@ -148,7 +148,7 @@ def stage_embed(cohort: str, z_out: str) -> dict:
     fl = flops_per_image(model, int(model.config.image_size))
     roof = matmul_gflops()
     t = _clock()
-    df = embed_cohort(CHECKPOINT, cohort, use_cache=False)
+    df = embed_cohort(CHECKPOINT, cohort)   # OAVIZ_HOME is new: computed, then cached for the map stage
     took = _since(t)
     np.save(z_out, df[[c for c in df.columns if c.startswith("z_")]].to_numpy(np.float32))
     return {"base_mb": base, **took, "n": len(df), "flops_per_image": fl, "roofline_gflops": roof,
@@ -167,7 +167,7 @@ def stage_map(cohort: str) -> dict:
     base = _rss_mb()
     ck = checkpoints_dir() / CHECKPOINT
     t = time.perf_counter()
-    embed_cohort(ck, cohort)   # fills the embedding cache: the map stages time the map, not the model
+    embed_cohort(ck, cohort)   # from the embed stage's cache: the map stages time the map, not the model
     out = {"base_mb": base, "embed_fill_s": time.perf_counter() - t}
     for method in ("pca", "umap"):
         for case, seed in (("cold", 0), ("warm", 1), ("cached", 0)):
