@@ -119,16 +119,17 @@ def test_import_and_a_pass_over_a_cohort_hold_one_chunk_not_the_cohort(tmp_path)
     assert grown < 40, f"import grew the peak RSS by {grown:.0f} MB for 105 MB of images"
     c = load_cohort(out)
     assert len(c) == 1600 and int(c.images[300, 0, 0]) == 300 % 251
-    read = _peak_growth_mb(f"""
-        mm = load_cohort({str(out)!r}).images
-        s = sum(int(read_rows(mm, i, i + 128)[:, 0, 0].sum()) for i in range(0, len(mm), 128))
-        """)
     mapped = _peak_growth_mb(f"""
         mm = load_cohort({str(out)!r}).images
         s = sum(int(np.asarray(mm[i:i + 128]).sum()) for i in range(0, len(mm), 128))
         """)
-    assert read < 40, f"a read_rows pass grew the peak RSS by {read:.0f} MB"
-    assert mapped > 60, f"control: slicing the map should hold its pages ({mapped:.0f} MB)"
+    if mapped < 60:   # the control: where the kernel reclaims mapped file pages at once, RSS cannot tell
+        pytest.skip(f"slicing the map grew the peak RSS by only {mapped:.0f} MB here: nothing to compare with")
+    read = _peak_growth_mb(f"""
+        mm = load_cohort({str(out)!r}).images
+        s = sum(int(read_rows(mm, i, i + 128)[:, 0, 0].sum()) for i in range(0, len(mm), 128))
+        """)
+    assert read < 40, f"a read_rows pass grew the peak RSS by {read:.0f} MB (slicing the map: {mapped:.0f} MB)"
 
 
 def test_collector_refuses_an_image_of_another_shape():
