@@ -14,12 +14,14 @@ never leaves a folder that looks finished.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import mmap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -166,19 +168,103 @@ def validate_metadata(meta: pd.DataFrame, n_images: int, where: object = None) -
     return meta
 
 
-def fingerprint_of(images: np.ndarray, meta_csv_bytes: bytes) -> str:
-    """Content hash of a cohort (images + metadata), 16 hex characters."""
-    h = hashlib.sha256()
-    h.update(str((images.dtype.str, images.shape)).encode())
-    flat = np.ascontiguousarray(images).reshape(-1).view(np.uint8)
-    step = 1 << 26  # hash in 64 MiB pieces so a memory map is never copied whole
-    for i in range(0, flat.size, step):
-        h.update(flat[i:i + step].data)
-    h.update(meta_csv_bytes)
-    return h.hexdigest()[:16]
-
-
 # ----------------------------------------------------------------- writing
+WRITE_CHUNK = 256  # images per write when a whole array is given (about 13 MB at 224×224 uint8)
+
+
+class CohortWriter:
+    """Streams one cohort's pixels into ``images.npy`` (and ``masks.npy``) chunk by chunk.
+
+    Open it with ``cohort_writer``; ``add`` appends images [B,H,W] (masks alike) with plain file
+    writes, never through a memory map, so the process holds one chunk, not the cohort; the
+    fingerprint is hashed on the way. ``finish`` checks the count, validates the metadata and writes
+    ``metadata.csv`` and ``cohort.json``. The files are those ``np.save`` writes, byte for byte.
+    """
+
+    def __init__(self, folder: Path, out: Path, n: int, image_shape: tuple[int, int], dtype, with_masks: bool):
+        self.out, self.n, self.shape, self.dtype = out, int(n), tuple(int(s) for s in image_shape), np.dtype(dtype)
+        self.count, self.finished, self._folder = 0, False, folder
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": (self.n, *self.shape)}
+        self._files = {"images": open(folder / "images.npy", "wb")}
+        if with_masks:
+            self._files["masks"] = open(folder / "masks.npy", "wb")
+        for name, f in self._files.items():
+            np.lib.format.write_array_header_1_0(f, header if name == "images" else {**header, "descr": "|u1"})
+        self._hash = hashlib.sha256(str((self.dtype.str, (self.n, *self.shape))).encode())  # as fingerprint_of
+
+    def add(self, images: np.ndarray, masks: np.ndarray | None = None) -> None:
+        """Append images [B,H,W] (or one [H,W]) and, when the cohort has masks, their masks."""
+        images = np.asarray(images)
+        images = images[None] if images.ndim == 2 else images
+        if images.ndim != 3 or images.shape[1:] != self.shape or images.dtype != self.dtype:
+            raise DataError(f"images must be {self.dtype} B×{self.shape[0]}×{self.shape[1]}, got "
+                            f"{images.dtype} {images.shape}", self.out)
+        if ("masks" in self._files) != (masks is not None):
+            raise DataError("masks must be given with every chunk of a cohort that has masks, and only then", self.out)
+        if self.count + len(images) > self.n:
+            raise DataError(f"more than the {self.n} images announced", self.out)
+        flat = np.ascontiguousarray(images).reshape(-1).view(np.uint8)
+        self._files["images"].write(flat.data)
+        self._hash.update(flat.data)
+        if masks is not None:
+            masks = np.asarray(masks)
+            masks = masks[None] if masks.ndim == 2 else masks
+            if masks.shape != images.shape:
+                raise DataError(f"masks shape {masks.shape} differs from images {images.shape}", self.out)
+            self._files["masks"].write(np.ascontiguousarray(masks.astype(np.uint8)).data)
+        self.count += len(images)
+
+    def finish(self, metadata: pd.DataFrame, info: dict) -> None:
+        """Write metadata.csv and cohort.json (fingerprint, version and counts added to ``info``)."""
+        if self.count != self.n:
+            raise DataError(f"{self.count} images written but {self.n} announced", self.out)
+        meta = validate_metadata(metadata, self.n, self.out)
+        cols = list(REQUIRED_COLUMNS) + [c for c in meta.columns if c not in REQUIRED_COLUMNS]
+        meta_bytes = meta[cols].to_csv(index=False).encode()
+        self.close()
+        (self._folder / "metadata.csv").write_bytes(meta_bytes)
+        self._hash.update(meta_bytes)
+        counts = meta["split"].value_counts().to_dict()
+        full_info = {
+            **info,
+            "n_images": int(len(meta)),
+            "n_subjects": int(meta["subject_id"].nunique()),
+            "image_shape": list(self.shape),
+            "dtype": self.dtype.name,
+            "splits": {s: int(counts.get(s, 0)) for s in SPLITS},
+            "fingerprint": self._hash.hexdigest()[:16],
+            "format_version": FORMAT_VERSION,
+            "oaviz_version": __version__,
+        }
+        (self._folder / "cohort.json").write_text(json.dumps(full_info, indent=2, default=_json_default))
+        self.finished = True
+
+    def close(self) -> None:
+        for f in self._files.values():
+            f.close()
+
+
+@contextlib.contextmanager
+def cohort_writer(out: str | os.PathLike, n: int, image_shape: tuple[int, int], dtype=np.uint8,
+                  with_masks: bool = False, overwrite: bool = False) -> Iterator[CohortWriter]:
+    """A ``CohortWriter`` for ``n`` images of ``image_shape`` in a temporary folder beside ``out``
+    (``atomic_folder``): renamed into place once ``finish`` has run, removed on any failure."""
+    out = Path(out)
+    if np.dtype(dtype) not in (np.uint8, np.uint16):
+        raise DataError(f"images must be uint8 or uint16, got {np.dtype(dtype)}", out)
+    if out.exists() and not overwrite:
+        raise DataError("destination already exists (use overwrite)", out)
+    with atomic_folder(out) as tmp:
+        w = CohortWriter(tmp, out, n, image_shape, dtype, with_masks)
+        try:
+            yield w
+        finally:
+            w.close()
+        if not w.finished:
+            raise DataError("the cohort was not finished (metadata missing)", out)
+
+
 def write_cohort(
     out: str | os.PathLike,
     images: np.ndarray,
@@ -189,43 +275,20 @@ def write_cohort(
 ) -> Path:
     """Write a cohort folder atomically and return its path.
 
-    images: uint8/uint16 [N, H, W]; metadata: one row per image with
-    REQUIRED_COLUMNS; info: source-specific keys for cohort.json (``source``,
-    ``preprocessing``, ``pixel_spacing_mm`` …). Fingerprint, version and counts
-    are added here.
+    images: uint8/uint16 [N, H, W] (an array or a memory map: written WRITE_CHUNK at a time);
+    metadata: one row per image with REQUIRED_COLUMNS; info: source-specific keys for cohort.json
+    (``source``, ``preprocessing``, ``pixel_spacing_mm`` …). Fingerprint, version and counts are added
+    here. Writers that produce images piece by piece use ``cohort_writer`` directly.
     """
     out = Path(out)
     if images.ndim != 3:
         raise DataError(f"images must be N×H×W, got shape {images.shape}", out)
-    if images.dtype not in (np.uint8, np.uint16):
-        raise DataError(f"images must be uint8 or uint16, got {images.dtype}", out)
     if masks is not None and masks.shape != images.shape:
         raise DataError(f"masks shape {masks.shape} differs from images {images.shape}", out)
-    if out.exists() and not overwrite:
-        raise DataError("destination already exists (use overwrite)", out)
-    meta = validate_metadata(metadata, len(images), out)
-    cols = list(REQUIRED_COLUMNS) + [c for c in meta.columns if c not in REQUIRED_COLUMNS]
-    meta = meta[cols]
-    meta_bytes = meta.to_csv(index=False).encode()
-
-    with atomic_folder(out) as tmp:
-        np.save(tmp / "images.npy", np.ascontiguousarray(images))
-        if masks is not None:
-            np.save(tmp / "masks.npy", np.ascontiguousarray(masks.astype(np.uint8)))
-        (tmp / "metadata.csv").write_bytes(meta_bytes)
-        counts = meta["split"].value_counts().to_dict()
-        full_info = {
-            **info,
-            "n_images": int(len(meta)),
-            "n_subjects": int(meta["subject_id"].nunique()),
-            "image_shape": [int(images.shape[1]), int(images.shape[2])],
-            "dtype": images.dtype.name,
-            "splits": {s: int(counts.get(s, 0)) for s in SPLITS},
-            "fingerprint": fingerprint_of(images, meta_bytes),
-            "format_version": FORMAT_VERSION,
-            "oaviz_version": __version__,
-        }
-        (tmp / "cohort.json").write_text(json.dumps(full_info, indent=2, default=_json_default))
+    with cohort_writer(out, len(images), images.shape[1:], images.dtype, masks is not None, overwrite) as w:
+        for i in range(0, len(images), WRITE_CHUNK):
+            w.add(images[i:i + WRITE_CHUNK], None if masks is None else masks[i:i + WRITE_CHUNK])
+        w.finish(metadata, info)
     return out
 
 
@@ -272,6 +335,28 @@ def load_cohort(path: str | os.PathLike) -> Cohort:
     if (p / "masks.npy").is_file():
         masks = np.load(p / "masks.npy", mmap_mode="r", allow_pickle=False)
     return Cohort(path=p, images=images, metadata=meta, info=info, masks=masks)
+
+
+def read_rows(images: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """A copy of ``images[start:stop]`` [B,H,W].
+
+    From a cohort's memory map (as ``load_cohort`` opens it) the rows are read with the file's
+    read() instead: pages touched through a map stay in the process's resident set, so one pass
+    over 50,000 knees would hold 2.5 GB; read() leaves them in the page cache only.
+    """
+    base = getattr(images, "base", None)
+    whole_file = (isinstance(images, np.memmap) and isinstance(base, mmap.mmap) and images.filename
+                  and images.flags.c_contiguous and images.offset % mmap.ALLOCATIONGRANULARITY + images.nbytes == len(base))
+    if not whole_file:
+        return np.array(images[start:stop])
+    start, stop, _ = slice(start, stop).indices(len(images))
+    out = np.empty((max(stop - start, 0), *images.shape[1:]), dtype=images.dtype)
+    row = images.itemsize * int(np.prod(images.shape[1:]))
+    with open(images.filename, "rb") as f:
+        f.seek(images.offset + start * row)
+        if f.readinto(out.reshape(-1).view(np.uint8)) != out.nbytes:
+            raise DataError("images.npy is shorter than its header says", images.filename)
+    return out
 
 
 def list_cohorts(root: str | os.PathLike) -> list[Path]:

@@ -13,6 +13,7 @@ cohort is written atomically at the end, so nothing half-written is ever left.
 from __future__ import annotations
 
 import re
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from oaviz.data.budget import ExpansionBudget
-from oaviz.data.cohort import KL_GRADES, assign_splits, write_cohort
+from oaviz.data.cohort import KL_GRADES, WRITE_CHUNK, assign_splits, cohort_writer
 from oaviz.data.readers import (
     DICOM_SUFFIXES, MAX_PIXELS, preprocess_dicom, preprocess_picture, read_image, resize_to, to_uint8,
 )
@@ -45,16 +46,22 @@ class ImportReport:
 
 
 class Collector:
-    """Accumulates images and metadata rows; applies the on_error policy."""
+    """Accumulates images and metadata rows; applies the on_error policy.
+
+    Images wait in an anonymous temporary file (gone with the process, even after ``kill -9``), not
+    in memory, and ``write`` streams them into the cohort with ``cohort_writer``: an import holds one
+    image and one chunk, however many files it reads. ``TMPDIR`` says where that file lives.
+    """
 
     def __init__(self, on_error: str):
         if on_error not in ON_ERROR:
             raise DataError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.on_error = on_error
-        self.images: list[np.ndarray] = []
         self.rows: list[dict] = []
         self.skipped: list[tuple[str, str]] = []
         self.steps: list[str] = []
+        self._spool = None           # the temporary file, opened at the first image
+        self._image = (None, None)   # (shape, dtype) every image must share
 
     def fail(self, err: DataError) -> None:
         if self.on_error == "stop":
@@ -62,19 +69,32 @@ class Collector:
         self.skipped.append((err.where or "?", err.reason))
 
     def add(self, img: np.ndarray, row: dict) -> None:
-        self.images.append(img)
+        img = np.ascontiguousarray(img)
+        if self._spool is None:
+            self._spool, self._image = tempfile.TemporaryFile(prefix="oaviz-import-"), (img.shape, img.dtype)
+        elif (img.shape, img.dtype) != self._image:
+            raise DataError(f"image {row.get('image_id')!r} is {img.dtype} {img.shape}; the others are "
+                            f"{self._image[1]} {self._image[0]}")
+        self._spool.write(img.data)
         self.rows.append(row)
 
     def write(self, out, info: dict, overwrite: bool, split_seed: int = 0) -> ImportReport:
-        if not self.images:
+        if not self.rows:
             detail = f" ({len(self.skipped)} skipped; first: {self.skipped[0][0]}: {self.skipped[0][1]})" if self.skipped else ""
             raise DataError(f"no image could be imported{detail}", out)
         meta = pd.DataFrame(self.rows)
         if "split" not in meta or meta["split"].isna().any():  # no (complete) source split: by subject
             meta["split"] = assign_splits(meta["subject_id"], seed=split_seed)
         info = {**info, "skipped": len(self.skipped), "skipped_files": self.skipped[:200]}
-        path = write_cohort(out, np.stack(self.images), meta, info, overwrite=overwrite)
-        return ImportReport(Path(path), len(self.images), self.skipped)
+        (shape, dtype), n = self._image, len(self.rows)
+        with self._spool, cohort_writer(out, n, shape, dtype, overwrite=overwrite) as w:
+            self._spool.seek(0)
+            for i in range(0, n, WRITE_CHUNK):
+                chunk = np.empty((min(WRITE_CHUNK, n - i), *shape), dtype)
+                self._spool.readinto(chunk.reshape(-1).view(np.uint8))
+                w.add(chunk)
+            w.finish(meta, info)
+        return ImportReport(Path(out), n, self.skipped)
 
 
 def check_sizes(size: int | None = None, spacing_mm: float | None = None) -> None:
@@ -294,7 +314,7 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
         splits = [s for s in ("train", "val", "test") if f"{s}_images" in npz.files]
         if not splits:
             raise DataError(f"no '{{split}}_images' arrays (found {npz.files})", src)
-        images, rows = [], []
+        col = Collector("stop")
         shape = (size, size) if size else None
         for s in splits:
             x, y = _npz_split(npz, headers, s, src)
@@ -314,13 +334,10 @@ def import_npz(src, out, *, labels_are: str = "other", size: int | None = None, 
                 im = _grey(x[i]) / top
                 if im.shape != shape:
                     im = resize_to(im, shape)
-                images.append(to_uint8(im))
                 lab = int(y[i])
-                rows.append({"image_id": f"{s}-{i}", "subject_id": f"{s}-{i}", "visit_month": 0, "side": "",
-                             "label": lab, "kl": lab if labels_are == "kl" else None, "split": s})
-    col = Collector("stop")
-    for im, r in zip(images, rows):
-        col.add(im, r)
+                col.add(to_uint8(im), {"image_id": f"{s}-{i}", "subject_id": f"{s}-{i}", "visit_month": 0,
+                                       "side": "", "label": lab, "kl": lab if labels_are == "kl" else None,
+                                       "split": s})
     info = {"source": "npz", "source_path": str(src.resolve()), "labels": labels_are,
             "label_names": class_names, "preprocessing": ([f"resized to {size}×{size}"] if size else []),
             "pixel_spacing_mm": None}

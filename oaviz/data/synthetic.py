@@ -24,7 +24,7 @@ import torch
 
 from oaviz.data.synth_progression import (PROGRESSION_RELATIVE_RISK, kl_from_severity,  # noqa: F401
                                           progression_bayes_ceiling, sample_severity, severity_at)
-from oaviz.data.cohort import assign_splits, encode_landmarks, write_cohort
+from oaviz.data.cohort import assign_splits, cohort_writer, encode_landmarks
 from oaviz.data.synth_render import col, gaussian_blur, glyph, sample_texture, texture_bank
 from oaviz.errors import DataError
 
@@ -231,30 +231,41 @@ def sample_design(cfg: SynthConfig) -> dict:
                 progressor=progressor)
 
 
-def generate_arrays(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None):
-    """Images uint8 [N,S,S], masks uint8 [N,S,S], metadata DataFrame, info dict."""
-    d = sample_design(cfg)
-    mod, n_sub, sub_idx, months = d["mod"], d["n_sub"], d["sub_idx"], d["months"]
-    severity, kl_true, kl, acq, sides = d["severity"], d["kl_true"], d["kl"], d["acq"], d["sides"]
-    A_img, P_img, bank, tex_sub, progressor = d["A"], d["P"], d["bank"], d["tex_sub"], d["progressor"]
+def render_chunks(cfg: SynthConfig, d: dict, progress: Callable[[int, int], None] | None = None):
+    """Yield (slice, images uint8 [B,S,S], masks uint8 [B,S,S], landmarks float32 [B,16,2]) of the
+    design ``d`` (``sample_design(cfg)``) in order, CHUNK images at a time."""
+    mod, sub_idx, acq, sides = d["mod"], d["sub_idx"], d["acq"], d["sides"]
     n = len(sub_idx)
-    fov = mod.FOV_MM
-
-    images = np.empty((n, cfg.size, cfg.size), dtype=np.uint8)
-    masks = np.empty((n, cfg.size, cfg.size), dtype=np.uint8)
-    lms = np.empty((n, 16, 2), dtype=np.float32)
     for c0 in range(0, n, CHUNK):
         sl = slice(c0, min(n, c0 + CHUNK))
         pick = lambda d: {k: v[sl] for k, v in d.items()}  # noqa: E731
         noise_rng = np.random.default_rng([cfg.seed, 7919, c0 // CHUNK])
-        img, mask, lm = _render_chunk(mod, pick(A_img), pick(P_img), pick(acq), sides[sl], cfg.size,
-                                      fov, bank, tex_sub[sub_idx[sl]], noise_rng, cfg.flip_left)
-        images[sl] = np.round(img.numpy() * 255.0).astype(np.uint8)
-        masks[sl] = mask.numpy().astype(np.uint8)
-        lms[sl] = lm
+        img, mask, lm = _render_chunk(mod, pick(d["A"]), pick(d["P"]), pick(acq), sides[sl], cfg.size,
+                                      mod.FOV_MM, d["bank"], d["tex_sub"][sub_idx[sl]], noise_rng, cfg.flip_left)
+        yield sl, np.round(img.numpy() * 255.0).astype(np.uint8), mask.numpy().astype(np.uint8), lm
         if progress:
             progress(sl.stop, n)
 
+
+def generate_arrays(cfg: SynthConfig, progress: Callable[[int, int], None] | None = None):
+    """Images uint8 [N,S,S], masks uint8 [N,S,S], metadata DataFrame, info dict (all in memory;
+    ``generate_cohort`` streams to disk instead)."""
+    d = sample_design(cfg)
+    n = len(d["sub_idx"])
+    images = np.empty((n, cfg.size, cfg.size), dtype=np.uint8)
+    masks = np.empty((n, cfg.size, cfg.size), dtype=np.uint8)
+    lms = np.empty((n, 16, 2), dtype=np.float32)
+    for sl, img, mask, lm in render_chunks(cfg, d, progress):
+        images[sl], masks[sl], lms[sl] = img, mask, lm
+    return (images, masks, *cohort_tables(cfg, d, lms))
+
+
+def cohort_tables(cfg: SynthConfig, d: dict, lms: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """metadata.csv rows and cohort.json keys of the design ``d`` with its rendered landmarks [N,16,2]."""
+    mod, n_sub, sub_idx, months = d["mod"], d["n_sub"], d["sub_idx"], d["months"]
+    severity, kl_true, kl, sides = d["severity"], d["kl_true"], d["kl"], d["sides"]
+    P_img, progressor = d["P"], d["progressor"]
+    fov = mod.FOV_MM
     subject_ids = np.array([f"S{i:05d}" for i in range(n_sub)])[sub_idx]
     meta = pd.DataFrame({
         "image_id": [f"{s}_{side}_V{m:03d}" for s, side, m in zip(subject_ids, sides, months)],
@@ -288,14 +299,15 @@ def generate_arrays(cfg: SynthConfig, progress: Callable[[int, int], None] | Non
     if horizon:  # the best risk AUC any image can give on this cohort, from its own progression model
         info["progression_bayes_ceiling"] = progression_bayes_ceiling(
             cfg.progressor_fraction, BASELINE_PREVALENCE, cfg.visits, horizon, seed=cfg.seed).to_dict()
-    return images, masks, meta, info
+    return meta, info
 
 
 def generate_cohort(out: str | Path, joint: str = "knee", subjects: int = 600,
                     visits: tuple[int, ...] = (0, 12, 24), size: int = 224, seed: int = 0,
                     overwrite: bool = False, progress: Callable[[int, int], None] | None = None,
                     **options) -> Path:
-    """Generate a synthetic cohort folder (atomically) and return its path."""
+    """Generate a synthetic cohort folder (atomically) and return its path; images and masks are
+    written chunk by chunk as they are rendered, so memory stays flat however many knees."""
     cfg = SynthConfig(joint=joint, subjects=subjects, visits=tuple(int(v) for v in visits), size=size,
                       seed=seed, **options)
     out = Path(out)
@@ -303,9 +315,17 @@ def generate_cohort(out: str | Path, joint: str = "knee", subjects: int = 600,
         raise DataError("destination already exists (use --overwrite)", out)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        images, masks, meta, info = generate_arrays(cfg, progress)
-    info["generation_seconds"] = round(time.perf_counter() - t0, 2)
-    return write_cohort(out, images, meta, info, masks=masks, overwrite=overwrite)
+        d = sample_design(cfg)
+        n = len(d["sub_idx"])
+        lms = np.empty((n, 16, 2), dtype=np.float32)
+        with cohort_writer(out, n, (size, size), np.uint8, with_masks=True, overwrite=overwrite) as w:
+            for sl, img, mask, lm in render_chunks(cfg, d, progress):
+                w.add(img, mask)
+                lms[sl] = lm
+            meta, info = cohort_tables(cfg, d, lms)
+            info["generation_seconds"] = round(time.perf_counter() - t0, 2)
+            w.finish(meta, info)
+    return out
 
 
 def default_cohort_config() -> dict:

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from oaviz.data import disk_cache
-from oaviz.data.cohort import Cohort, load_cohort
+from oaviz.data.cohort import Cohort, load_cohort, read_rows
 from oaviz.models.base import Cap, has_capability
 from oaviz.models.checkpoints import checkpoint_hash, load_checkpoint, resolve_checkpoint
 from oaviz.data.transforms import resize_images
@@ -24,19 +24,22 @@ EMBED_VERSION = 1  # bump when the table's columns or their meaning change (inva
 
 @torch.no_grad()
 def embed_arrays(model, images: np.ndarray, batch_size: int = 128, with_recon: bool = True):
-    """uint8/uint16 images [N,H,W] -> (Z float32 [N,D], recon_error [N] or None)."""
+    """uint8/uint16 images [N,H,W] -> (Z float32 [N,D], recon_error [N] or None).
+
+    A batch at a time (``read_rows``: a cohort's memory map is read, not mapped in), into tables
+    allocated once, so memory stays flat as the cohort grows."""
     size = int(model.config.image_size)
     scale = 65535.0 if images.dtype == np.uint16 else 255.0
     dev = next(model.parameters()).device
-    zs, errs = [], []
     can_recon = with_recon and has_capability(model, Cap.RECONSTRUCT)
+    Z = np.zeros((len(images), model.embed_dim), np.float32)
+    err = np.zeros(len(images), np.float32) if can_recon else None
     for i in range(0, len(images), batch_size):
-        x = resize_images(images[i:i + batch_size], size, scale).to(dev)
-        zs.append(model.embed(x).float().cpu())
+        x = resize_images(read_rows(images, i, i + batch_size), size, scale).to(dev)
+        Z[i:i + len(x)] = model.embed(x).float().cpu().numpy()
         if can_recon:
-            errs.append(((model.reconstruct(x) - x) ** 2).flatten(1).mean(1).cpu())
-    Z = torch.cat(zs).numpy() if zs else np.zeros((0, model.embed_dim), np.float32)
-    return Z, (torch.cat(errs).numpy() if errs else None)
+            err[i:i + len(x)] = ((model.reconstruct(x) - x) ** 2).flatten(1).mean(1).float().cpu().numpy()
+    return Z, (err if can_recon and len(images) else None)
 
 
 def embed_cohort(checkpoint: str | Path, cohort: Cohort | str | Path, batch_size: int = 128,
