@@ -191,7 +191,7 @@ class CohortWriter:
             self._files["masks"] = open(folder / "masks.npy", "wb")
         for name, f in self._files.items():
             np.lib.format.write_array_header_1_0(f, header if name == "images" else {**header, "descr": "|u1"})
-        self._hash = hashlib.sha256(str((self.dtype.str, (self.n, *self.shape))).encode())  # as fingerprint_of
+        self._hash = hashlib.sha256(str((self.dtype.str, (self.n, *self.shape))).encode())  # the prefix every cohort fingerprint starts from
 
     def add(self, images: np.ndarray, masks: np.ndarray | None = None) -> None:
         """Append images [B,H,W] (or one [H,W]) and, when the cohort has masks, their masks."""
