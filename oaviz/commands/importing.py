@@ -36,8 +36,10 @@ def run(args) -> int:
                                size=args.size, spacing_mm=args.spacing, on_error=args.on_error,
                                overwrite=args.overwrite)
     elif args.kind == "npz":
-        rep = imp.import_npz(args.src, args.out, labels_are=args.labels_are,
-                             size=args.size if args.size != 224 else None, overwrite=args.overwrite)
+        from oaviz.data.npz_import import import_npz
+
+        rep = import_npz(args.src, args.out, labels_are=args.labels_are,
+                         size=args.size if args.size != 224 else None, overwrite=args.overwrite)
     else:
         rep = imp.import_csv(args.src, args.out, size=args.size, on_error=args.on_error, overwrite=args.overwrite,
                              spacing_mm=args.spacing)

@@ -30,7 +30,7 @@ FORMATS = {
     "csv": "CSV manifest (path, kl[, subject, visit_month, side, split]) + the images it names",
 }
 _FUNCTIONS = {"kl-folders": ("kl_folders", "import_kl_folders"), "dicom": ("importers", "import_dicom"),
-              "npz": ("importers", "import_npz"), "csv": ("importers", "import_csv")}
+              "npz": ("npz_import", "import_npz"), "csv": ("importers", "import_csv")}
 KL_SPLIT_DIRS = ("train", "val", "test", "auto_test")
 # Limits on what an upload may expand to (a zip bomb stops here, not in the importer); the bytes and
 # files are one budget for the whole upload (oaviz.data.budget), the ratio is per archive.

@@ -220,7 +220,7 @@ def npz_bytes(rng, hostile: bool = True) -> bytes:
 
 
 def npz_case(rng, d: Path) -> Callable[[], object]:
-    from oaviz.data.importers import import_npz
+    from oaviz.data.npz_import import import_npz
 
     f = d / "x.npz"
     f.write_bytes(npz_bytes(rng, _bad(rng)))

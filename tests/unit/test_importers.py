@@ -10,7 +10,8 @@ from PIL import Image
 from oaviz.cli import main as cli
 from oaviz.data.cohort import load_cohort
 from oaviz.data.errors import DataError
-from oaviz.data.importers import import_csv, import_dicom, import_npz, parse_side, parse_visit
+from oaviz.data.importers import import_csv, import_dicom, parse_side, parse_visit
+from oaviz.data.npz_import import import_npz
 from oaviz.data.kl_folders import import_kl_folders
 from oaviz.data.readers import MAX_PIXELS, preprocess_any, read_image
 

@@ -15,7 +15,8 @@ from PIL import Image
 from oaviz.cli import main as cli
 from oaviz.data.budget import ExpansionBudget
 from oaviz.data.cohort import load_cohort
-from oaviz.data.importers import import_csv, import_dicom, import_npz
+from oaviz.data.importers import import_csv, import_dicom
+from oaviz.data.npz_import import import_npz
 from oaviz.errors import DataError
 from oaviz.services import imports
 
