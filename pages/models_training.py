@@ -6,12 +6,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import model_cards
 from oaviz.ui import jobs_panel, layout, loaders, state, zoo_panel
-from oaviz.ui.demo import (DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal,
-                           redact)
+from oaviz.ui.demo import DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal
 from oaviz.ui.model_card import checkpoint_card
 
 layout.start_page("pages/models_training.py", "The checkpoints you can explore, with their cards, and training runs "
@@ -76,14 +74,8 @@ def training_form() -> None:
     if refused:
         st.warning(refused, icon=":material/hourglass_top:")
     if st.button("Start training", type="primary", icon=":material/play_arrow:", disabled=bool(refused)):
-        try:
-            job = job_service.start_training(model, cohort, preset=preset, epochs=int(epochs), device=device,
-                                             max_images=max_images)
-            state.own_job(str(job.run_dir))
-            state.flash("success", f"Started **{job.name}**: its progress is below.")
-            st.rerun()
-        except DataError as e:
-            st.error(redact(str(e)), icon=":material/error:")
+        jobs_panel.start_own_job(lambda: job_service.start_training(model, cohort, preset=preset, epochs=int(epochs),
+                                                                    device=device, max_images=max_images), "below")
 
 
 # ----------------------------------------------------------------- jobs

@@ -23,6 +23,19 @@ _BADGE = {"running": ("blue", ":material/progress_activity:"), "finished": ("gre
           "failed": ("red", ":material/error:"), "cancelled": ("gray", ":material/cancel:")}
 
 
+def start_own_job(start: Callable[[], job_service.Job], where: str) -> None:
+    """Start a job with ``start()``, record that this session owns it, say so (``where``: where its
+    progress shows) and rerun; a refusal or bad input is shown as an error, without server paths."""
+    try:
+        job = start()
+    except DataError as e:
+        st.error(redact(str(e)), icon=":material/error:")
+        return
+    state.own_job(str(job.run_dir))
+    state.flash("success", f"Started **{job.name}**: its progress is {where}.")
+    st.rerun()
+
+
 def _cancel(run_dir: str) -> None:
     try:
         job_service.cancel(run_dir)

@@ -7,11 +7,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services import zoos
-from oaviz.ui import loaders, state
-from oaviz.ui.demo import DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal, redact
+from oaviz.ui import jobs_panel, loaders, state
+from oaviz.ui.demo import DEMO_MAX_TRAIN_EPOCHS, DEMO_MAX_TRAIN_IMAGES, demo_mode, job_refusal
 from oaviz.ui.layout import format_seconds
 
 
@@ -50,13 +49,8 @@ def zoo_form() -> None:
     refusal = job_refusal()
     if st.button("Train the zoo", type="primary", icon=":material/play_arrow:", key="models.zoo.start",
                  disabled=refusal is not None, help=refusal):
-        try:
-            job = zoos.start_zoo(cohort, preset=preset, epochs=epochs, max_images=max_images)
-            state.own_job(str(job.run_dir))
-            state.flash("success", f"Started **{job.name}**: its progress is under Jobs.")
-            st.rerun()
-        except DataError as e:
-            st.error(redact(str(e)), icon=":material/error:")
+        jobs_panel.start_own_job(lambda: zoos.start_zoo(cohort, preset=preset, epochs=epochs,
+                                                        max_images=max_images), "under Jobs")
 
 
 def model_rows(job: job_service.Job) -> None:
