@@ -4,41 +4,18 @@ needs and names it in the sidebar; a model the zoo left out falls back to the bu
 
 from __future__ import annotations
 
-import json
-import shutil
-import sys
-
 import pytest
 
 from tests.app.helpers import assert_no_exception, needs_bundled
-from tests.kl_folders_cohort import kl_folders_cohort
-from tests.tiny_checkpoints import TINY_CONFIGS
+from tests.zoo_home import ZOO_LABEL, build_zoo_home
 
 pytestmark = needs_bundled
-ZOO_LABEL = "Trained on realknee-mini (real)"
 
 
 @pytest.fixture(scope="module")
 def zoo_home(app_home, tmp_path_factory):
-    """app_home's cohorts plus realknee-mini, and a tiny real-preset zoo trained on it under runs/ (as the CLI
-    would: `oaviz train-zoo --data … --out runs/zoo-realknee-mini --epochs 1 --set …`)."""
-    from oaviz.cli import main as cli
-    from oaviz.training.zoo import ZOO_MODELS, zoo_type
-
-    home = tmp_path_factory.mktemp("zoo-home")
-    shutil.copytree(app_home / "cohorts", home / "cohorts")
-    cohort = kl_folders_cohort(home / "cohorts", n_subjects=16)
-    shutil.rmtree(home / "cohorts" / "realknee-mini-src")
-    tiny = [a for m in ZOO_MODELS for k, v in TINY_CONFIGS[zoo_type(m)].items()
-            for a in ("--set", f"{m}.{k}={json.dumps(v)}")]
-    argv = ["train-zoo", "--data", str(cohort), "--out", str(home / "runs" / "zoo-realknee-mini"), "--epochs", "1",
-            *tiny]
-    saved, sys.argv = sys.argv, ["oaviz", *argv]           # argv.json records the command as typed
-    try:
-        assert cli(argv) == 0
-    finally:
-        sys.argv = saved
-    return home
+    """app_home's cohorts plus realknee-mini, and a tiny real-preset zoo trained on it under runs/."""
+    return build_zoo_home(tmp_path_factory.mktemp("zoo-home"), app_home / "cohorts")
 
 
 @pytest.fixture()
