@@ -24,12 +24,16 @@ from torch import nn
 from oaviz.errors import ConfigError
 from oaviz.models.capabilities import Cap, has_capability
 
-__all__ = ["Autoencoder", "Cap", "ConfigError", "Encoded", "LossOutput", "ModelSpec", "OAModel", "build_model",
+__all__ = ["LR_SCHEDULES", "Autoencoder", "Cap", "ConfigError", "Encoded", "LossOutput", "ModelSpec", "OAModel", "build_model",
            "capabilities_of", "config_to_dict", "get_spec", "has_capability", "load_frozen_model", "make_config",
            "model_names", "model_types_with", "parse_config", "register_model"]
 
 
 # ----------------------------------------------------------------- configs
+# The learning-rate schedules a config's ``lr_schedule`` may name (oaviz.training.schedule implements them).
+LR_SCHEDULES = ("constant", "one_cycle")
+
+
 def parse_config(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
     """Build a frozen dataclass config from a dict, strictly.
 

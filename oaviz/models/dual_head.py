@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from oaviz.data.augment import real_acquisition
-from oaviz.models.base import Cap, LossOutput, OAModel, register_model
+from oaviz.models.base import LR_SCHEDULES, Cap, LossOutput, OAModel, register_model
 from oaviz.models.blocks import conv_encoder
 from oaviz.models.cnn import masked_bce
 from oaviz.models.losses import balanced_class_weights, masked_cross_entropy
@@ -41,10 +41,13 @@ class DualHeadConfig:
     kl_balance: float = 0.0                  # KL cross-entropy class weights ∝ count^−kl_balance (0 = off)
     val_fraction: float = 0.0                # validation share of the subjects (0 = the engine's default split)
     lr: float = 1e-3
+    lr_schedule: str = "constant"            # "constant" | "one_cycle" (oaviz.training.schedule)
     batch_size: int = 32
     epochs: int = 30
 
     def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.variant not in VARIANTS:
             raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
         if self.kl_balance < 0 or not 0 <= self.val_fraction < 1:

@@ -1,8 +1,9 @@
 """The one training loop every oaviz model goes through.
 
-Seeded; Adam; validation each epoch; early stopping on the validation loss
-(best weights restored); resumable from the last finished epoch; DDP when
-started by torchrun (only rank 0 writes); progress events to events.jsonl.
+Seeded; Adam at a constant lr or on a one-cycle schedule (``training.schedule``); validation
+each epoch; early stopping on the validation loss (best weights restored; not under one-cycle);
+resumable from the last finished epoch; DDP when started by torchrun (only rank 0 writes);
+progress events to events.jsonl.
 Feeds every batch kind in ``oaviz.training.data.BATCH_KINDS``: single images,
 visit pairs (diffusion) and grade pairs (KECAE, redrawn every epoch); for pairs
 ``max_images`` caps the number of training pairs.
@@ -34,6 +35,7 @@ from oaviz.training.checkpoint import save_checkpoint
 from oaviz.training.data import BATCH_KINDS, SplitTensors, training_data
 from oaviz.training.device import autocast, grad_scaler, pick_device
 from oaviz.training.events import EventLog
+from oaviz.training.schedule import make_schedule, stops_early
 from oaviz.training.metrics import validation_metrics
 
 
@@ -193,6 +195,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
             start_epoch, global_step = meta["epoch"] + 1, meta["global_step"]
             best_val, bad_epochs = meta.get("best_val", math.inf), meta.get("bad_epochs", 0)
             torch.manual_seed(spec.seed + start_epoch)
+    schedule_name = getattr(config, "lr_schedule", "constant")
+    sched = make_schedule(opt, schedule_name, lr, total_steps, global_step)
     log.write("start", model=spec.model, preset=spec.preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
               device=str(device), world_size=world, out=str(spec.out), n_train=len(train_t),
               n_val=0 if val_t is None else len(val_t), start_epoch=start_epoch, batch_size=batch_size,
@@ -222,6 +226,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
             scaler.scale(total).backward()
             scaler.step(opt)
             scaler.update()
+            if sched is not None:
+                sched.step()
             model.on_train_step_end(batch, global_step)
             global_step += 1
             n_batches += 1
@@ -242,7 +248,8 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
         elapsed = time.perf_counter() - t_start
         ep_time = time.perf_counter() - t_ep
         log.write("epoch", epoch=epoch, train=train_means, val=val, elapsed_s=round(elapsed, 1),
-                  epoch_s=round(ep_time, 1), eta_s=round(ep_time * (epochs - epoch - 1), 1))
+                  epoch_s=round(ep_time, 1), eta_s=round(ep_time * (epochs - epoch - 1), 1),
+                  lr=opt.param_groups[0]["lr"])
         score = model.validation_score(val) if val else train_means.get("loss", math.inf)
         if score < best_val - 1e-6:
             best_val, bad_epochs = score, 0
@@ -252,7 +259,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
         if is_main:
             _save_resume(run_dir, model, opt, {"epoch": epoch, "global_step": global_step,
                                                "best_val": best_val, "bad_epochs": bad_epochs})
-        if spec.patience and bad_epochs >= spec.patience and epoch < epochs - 1:
+        if spec.patience and stops_early(schedule_name) and bad_epochs >= spec.patience and epoch < epochs - 1:
             status = "early_stopped"
             break
 

@@ -155,3 +155,52 @@ def test_init_from_starts_training_from_a_checkpoint_and_refuses_another_model(t
     with pytest.raises(ConfigError, match="do not fit this dual_head config"):
         _warm_start(other, "dual_head", str(ck))
     assert TrainSpec(model="x", data="d", out="o").init_from is None
+
+
+# ----------------------------------------------------------------- the one-cycle schedule
+ONE_CYCLE = ["--set", "image_size=32", "--set", "widths=[4,8,8,8,8]", "--set", "feature_dim=8",
+             "--set", "lr_schedule=one_cycle"]
+
+
+def _epoch_lrs(run):
+    # parsed here, not with read_events: the resume test rewrites the log in place (read_events caches by inode)
+    import json
+    events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
+    return [e["lr"] for e in events if e["event"] == "epoch"]
+
+
+def test_one_cycle_warms_up_then_anneals_and_is_not_stopped_early(tmp_path, tiny_cohort):
+    # lr ≈ 0 would early-stop a constant-lr run after 2 epochs (test_early_stopping); one-cycle runs to its floor
+    out, run = tmp_path / "oc", tmp_path / "run-oc"
+    assert cli(["train", "dual_head", "--data", str(tiny_cohort), "--out", str(out), "--run-dir", str(run),
+                "--batch-size", "16", "--epochs", "6", "--patience", "2", "--lr", "1e-9", *ONE_CYCLE]) == 0
+    lrs = _epoch_lrs(run)
+    assert len(lrs) == 6 and read_checkpoint_info(out)["training"]["status"] == "finished"
+    peak = lrs.index(max(lrs))
+    assert 0 < peak < 5 and lrs[-1] < lrs[0] < lrs[peak] <= 1e-9 * 1.0001    # up to the peak, then down below the start
+
+
+def test_a_resumed_one_cycle_run_continues_the_same_schedule(tmp_path, tiny_cohort):
+    def run_dual(name, epochs, *extra):
+        out, run = tmp_path / name, tmp_path / f"run-{name}"
+        assert cli(["train", "dual_head", "--data", str(tiny_cohort), "--out", str(out), "--run-dir", str(run),
+                    "--batch-size", "16", "--epochs", str(epochs), "--patience", "0", *ONE_CYCLE, *extra]) == 0
+        return run
+
+    whole = _epoch_lrs(run_dual("whole", 4))
+    part = run_dual("part", 4)
+    # stop after 2 of 4 epochs: rewrite the resume point as an interrupted 4-epoch run would have left it
+    import json
+    state = json.loads((part / "last_state.json").read_text())
+    events = [json.loads(line) for line in (part / "events.jsonl").read_text().splitlines()]
+    events = [e for e in events if not (e["event"] == "epoch" and e["epoch"] >= 2)]
+    state.update(epoch=1, global_step=2 * (state["global_step"] // 4))
+    (part / "last_state.json").write_text(json.dumps(state))
+    (part / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events if e["event"] != "end"))
+    run_dual("part", 4, "--resume")
+    assert _epoch_lrs(part) == pytest.approx(whole, rel=1e-9)
+
+
+def test_an_unknown_schedule_is_a_clean_error(tmp_path, tiny_cohort, capsys):
+    rc, out, _ = train(tmp_path, tiny_cohort, "--set", "lr_schedule=cosine", model="dual_head")
+    assert rc == 2 and "lr_schedule must be one of" in capsys.readouterr().err
