@@ -1,7 +1,7 @@
 """The one training loop every oaviz model goes through.
 
 Seeded; Adam at a constant lr or on a one-cycle schedule (``training.schedule``); validation
-each epoch; early stopping on the validation loss (best weights restored; not under one-cycle);
+each epoch; early stopping on the validation loss (best weights restored; under one-cycle the last);
 resumable from the last finished epoch; DDP when started by torchrun (only rank 0 writes);
 progress events to events.jsonl.
 Feeds every batch kind in ``oaviz.training.data.BATCH_KINDS``: single images,
@@ -35,7 +35,7 @@ from oaviz.training.checkpoint import save_checkpoint
 from oaviz.training.data import BATCH_KINDS, SplitTensors, training_data
 from oaviz.training.device import autocast, grad_scaler, pick_device
 from oaviz.training.events import EventLog
-from oaviz.training.schedule import make_schedule, stops_early
+from oaviz.training.schedule import make_schedule, runs_to_the_end
 from oaviz.training.metrics import validation_metrics
 
 
@@ -197,6 +197,7 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
             torch.manual_seed(spec.seed + start_epoch)
     schedule_name = getattr(config, "lr_schedule", "constant")
     sched = make_schedule(opt, schedule_name, lr, total_steps, global_step)
+    to_the_end = runs_to_the_end(schedule_name)        # one-cycle: every epoch, the last weights kept
     log.write("start", model=spec.model, preset=spec.preset, epochs=epochs, steps_per_epoch=steps_per_epoch,
               device=str(device), world_size=world, out=str(spec.out), n_train=len(train_t),
               n_val=0 if val_t is None else len(val_t), start_epoch=start_epoch, batch_size=batch_size,
@@ -253,13 +254,14 @@ def _train(spec: TrainSpec, rank: int, world: int, run_dir: Path, log: EventLog)
         score = model.validation_score(val) if val else train_means.get("loss", math.inf)
         if score < best_val - 1e-6:
             best_val, bad_epochs = score, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if not to_the_end:
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad_epochs += 1
         if is_main:
             _save_resume(run_dir, model, opt, {"epoch": epoch, "global_step": global_step,
                                                "best_val": best_val, "bad_epochs": bad_epochs})
-        if spec.patience and stops_early(schedule_name) and bad_epochs >= spec.patience and epoch < epochs - 1:
+        if spec.patience and not to_the_end and bad_epochs >= spec.patience and epoch < epochs - 1:
             status = "early_stopped"
             break
 

@@ -15,6 +15,7 @@ from oaviz.errors import ConfigError
 from oaviz.data.cohort import load_cohort
 from oaviz.models.base import build_model, register_model
 from oaviz.models.beta_vae import BetaVAE, BetaVAEConfig
+from oaviz.models.dual_head import DualHead, DualHeadConfig
 from oaviz.training.checkpoint import load_checkpoint, read_checkpoint_info
 from oaviz.training.data import training_data
 from oaviz.training.events import read_events
@@ -31,6 +32,15 @@ class ExplodingVAE(BetaVAE):
         if step >= 2:
             raise RuntimeError("boom at step 2")
         return super().loss(batch, step)
+
+
+@register_model("_worsening_dual_head", DualHeadConfig, presets={"demo": {}})
+class WorseningDualHead(DualHead):
+    """Its validation score worsens every epoch: a best-epoch rule would keep epoch 0."""
+
+    def validation_score(self, val):
+        self._epochs_scored = getattr(self, "_epochs_scored", 0) + 1
+        return float(self._epochs_scored)
 
 
 def train(tmp_path, cohort, *extra, model="beta_vae", name="ck"):
@@ -199,6 +209,18 @@ def test_a_resumed_one_cycle_run_continues_the_same_schedule(tmp_path, tiny_coho
     (part / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events if e["event"] != "end"))
     run_dual("part", 4, "--resume")
     assert _epoch_lrs(part) == pytest.approx(whole, rel=1e-9)
+
+
+def test_a_one_cycle_run_keeps_its_last_epoch_not_the_best_scored(tmp_path, tiny_cohort):
+    from safetensors.torch import load_file
+
+    out, run = tmp_path / "w", tmp_path / "run-w"
+    assert cli(["train", "_worsening_dual_head", "--data", str(tiny_cohort), "--out", str(out), "--run-dir", str(run),
+                "--batch-size", "16", "--epochs", "3", "--patience", "1", *ONE_CYCLE]) == 0
+    last = {k[6:]: v for k, v in load_file(str(run / "last.safetensors")).items() if k.startswith("model.")}
+    kept = load_checkpoint(out).model.state_dict()
+    assert read_checkpoint_info(out)["training"]["epochs"] == 3
+    assert all(torch.equal(kept[k], v) for k, v in last.items())
 
 
 def test_an_unknown_schedule_is_a_clean_error(tmp_path, tiny_cohort, capsys):
