@@ -5,12 +5,23 @@ from __future__ import annotations
 from torch import nn
 
 
-def conv_encoder(widths: tuple[int, ...], in_ch: int = 1) -> nn.Sequential:
-    """Stride-2 conv layers (BatchNorm, LeakyReLU): [B, in_ch, S, S] -> [B, widths[-1], S/2^n, S/2^n]."""
+def conv_encoder(widths: tuple[int, ...], in_ch: int = 1, convs_per_stage: int = 1) -> nn.Sequential:
+    """One stage per width, each halving the side: [B, in_ch, S, S] -> [B, widths[-1], S/2^n, S/2^n].
+
+    ``convs_per_stage`` 1: a 4×4 stride-2 conv (BatchNorm, LeakyReLU), the papers' encoders. 2: a 3×3 stride-2
+    conv then a 3×3 stride-1 conv (BatchNorm, ReLU after each), VGG-style: twice the depth for 1.9× the
+    multiply-adds at the same widths (the dual head's real preset: OA AUC on real knees ≈ +0.02).
+    """
+    if convs_per_stage not in (1, 2):
+        raise ValueError(f"convs_per_stage must be 1 or 2, got {convs_per_stage}")
     layers: list[nn.Module] = []
     prev = in_ch
     for w in widths:
-        layers += [nn.Conv2d(prev, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2, inplace=True)]
+        if convs_per_stage == 1:
+            layers += [nn.Conv2d(prev, w, 4, stride=2, padding=1), nn.BatchNorm2d(w), nn.LeakyReLU(0.2, inplace=True)]
+        else:
+            layers += [nn.Conv2d(prev, w, 3, stride=2, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True),
+                       nn.Conv2d(w, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
         prev = w
     return nn.Sequential(*layers)
 

@@ -27,6 +27,7 @@ VARIANTS = ("single_oa", "single_kl", "dual")
 class DualHeadConfig:
     image_size: int = 224
     widths: tuple[int, ...] = (32, 64, 128, 256, 512)
+    convs_per_stage: int = 1                 # 2: a 3×3 stride-2 + a 3×3 conv per width (blocks.conv_encoder)
     feature_dim: int = 128
     variant: str = "dual"
     kl_weight: float = 1.0
@@ -46,6 +47,8 @@ class DualHeadConfig:
     epochs: int = 30
 
     def __post_init__(self):
+        if self.convs_per_stage not in (1, 2):
+            raise ValueError(f"convs_per_stage must be 1 or 2, got {self.convs_per_stage}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.variant not in VARIANTS:
@@ -59,10 +62,13 @@ class DualHeadConfig:
 @register_model("dual_head", DualHeadConfig, presets={
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "feature_dim": 64, "epochs": 15},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "feature_dim": 128, "epochs": 30},
-    # the demo sizes for real radiographs (CPU): augmentation, more dropout, epoch chosen by OA AUC
-    # and KL weighted against the rarity of KL 4; at least a fifth of the subjects validate
-    "real": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "feature_dim": 64, "epochs": 30,
-             "augment": True, "dropout": 0.4, "select_by": "oa_auc", "kl_balance": 0.5, "val_fraction": 0.2},
+    # the demo input size for real radiographs (CPU): two convs per stage, augmentation, more dropout, KL
+    # weighted against the rarity of KL 4, a one-cycle lr keeping the last epoch; a fifth of the subjects
+    # validate. Against the demo-sized encoder at a constant lr (best epoch by validation OA AUC) on the real
+    # test knees: OA AUC 0.817 -> 0.856, κ 0.62 -> 0.71 (one seed; README "Your own knees")
+    "real": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "convs_per_stage": 2, "feature_dim": 64,
+             "epochs": 40, "lr_schedule": "one_cycle", "augment": True, "dropout": 0.4, "select_by": "oa_auc",
+             "kl_balance": 0.5, "val_fraction": 0.2},
 }, description="shared encoder with OA and KL heads (single_oa / single_kl / dual)")
 class DualHead(OAModel):
     capabilities = OAModel.capabilities | {Cap.HEADS, Cap.PREDICT_OA, Cap.PREDICT_KL, Cap.PROBE_FEATURES}
@@ -71,7 +77,7 @@ class DualHead(OAModel):
         super().__init__(config)
         if config.variant == "single_oa":                         # no KL head
             self.capabilities = type(self).capabilities - {Cap.PREDICT_KL}
-        self.encoder = conv_encoder(config.widths)
+        self.encoder = conv_encoder(config.widths, convs_per_stage=config.convs_per_stage)
         self.proj = nn.Sequential(nn.Flatten(), nn.Linear(config.widths[-1], config.feature_dim), nn.ReLU(inplace=True))
         self.drop = nn.Dropout(config.dropout)
         self.oa_head = nn.Linear(config.feature_dim, 1) if config.variant != "single_kl" else None
