@@ -114,3 +114,21 @@ def test_val_fraction_tops_up_a_small_validation_split_by_subject(tiny_cohort):
     np.testing.assert_array_equal(train_val_rows(c, None, 0, 0.4)[1], va)   # seeded
     tr_small, va_small = train_val_rows(c, None, 0, val_fraction=0.01)   # already large enough: unchanged
     np.testing.assert_array_equal(va_small, va0)
+
+
+def test_the_dual_heads_real_encoder_has_two_convs_per_stage_and_trains_to_the_end():
+    import torch
+    from torch import nn
+
+    from oaviz.models.base import build_model, make_config
+    from oaviz.models.blocks import conv_encoder
+
+    cfg = make_config("dual_head", "real")
+    assert (cfg.convs_per_stage, cfg.lr_schedule) == (2, "one_cycle")
+    enc = build_model("dual_head", cfg).encoder
+    convs = [m for m in enc if isinstance(m, nn.Conv2d)]
+    assert len(convs) == 2 * len(cfg.widths) and [c.stride[0] for c in convs[:2]] == [2, 1]
+    assert enc(torch.zeros(2, 1, 128, 128)).shape == (2, cfg.widths[-1], 4, 4)
+    assert conv_encoder((4, 8)).__len__() == 6                      # the papers' single 4×4 conv per stage
+    with pytest.raises(ValueError, match="convs_per_stage"):
+        conv_encoder((4, 8), convs_per_stage=3)
