@@ -49,16 +49,19 @@ VARIANTS = {"beta_vae-matched": ("beta_vae", {}), "dual_head": ("dual_head", {"v
 NEEDS = {"latent_diffusion": ("vqvae",)}            # without these the model is left out
 USES = {"latent_diffusion": ("multitask",), "kecae": ("multitask",)}   # used when trained, else done without
 _CLASSIFIERS = ("cnn", "dual_head", "multitask", "kecae")
-# Seconds of one training item-epoch relative to the β-VAE's at the real preset's sizes (one optimiser step on a
-# batch of 32 at 128 px, one CPU thread, timed once on the shared 2-core machine: β-VAE 1.1 s); only the ETA of
-# the models not yet started uses it, scaled by the seconds per unit the zoo has measured so far.
+
+
 def zoo_type(name: str) -> str:
     """The model type of a zoo entry ("dual_head-single_oa" -> "dual_head")."""
     return VARIANTS[name][0] if name in VARIANTS else name
 
 
-RELATIVE_COST = {"beta_vae": 1.0, "vaesim": 1.65, "cnn": 2.5, "dual_head": 0.4, "multitask": 0.6, "vqvae": 3.9,
-                 "kecae": 4.85, "latent_diffusion": 2.1}
+# Seconds of one training item-epoch relative to the β-VAE's at the real preset's sizes, measured in one zoo
+# run on the 2,000 development knees on the 2-core machine (2026-12-01: β-VAE 7.2 s per epoch of 1,360 knees,
+# the whole zoo 45 min); VQ-VAE and latent diffusion from the demo sizes. Only the ETA of the models not yet
+# started uses it, scaled by the seconds per unit the zoo has measured so far.
+RELATIVE_COST = {"beta_vae": 1.0, "vaesim": 0.86, "cnn": 1.13, "dual_head": 0.77, "multitask": 0.55, "vqvae": 3.9,
+                 "kecae": 7.2, "latent_diffusion": 2.1}
 
 
 @dataclass
