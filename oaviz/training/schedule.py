@@ -24,8 +24,9 @@ def make_schedule(opt: torch.optim.Optimizer, name: str, peak_lr: float, total_s
         raise ValueError(f"lr_schedule must be one of {SCHEDULES}, got {name!r}")
     if name == "constant":
         return None
-    for group in opt.param_groups:           # a resumed optimiser carries the schedule's last lr; restart it
-        group.pop("initial_lr", None), group.pop("max_lr", None), group.pop("min_lr", None)
+    for group in opt.param_groups:           # a resumed optimiser carries the schedule's last state; restart it
+        for key in ("initial_lr", "max_lr", "min_lr"):
+            group.pop(key, None)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=peak_lr, total_steps=max(total_steps, 1))
     with warnings.catch_warnings():          # fast-forwarding steps the schedule without optimiser steps
         warnings.simplefilter("ignore", UserWarning)
