@@ -91,6 +91,11 @@ def test_train_zoo_trains_in_dependency_order_and_writes_the_manifest(tiny_cohor
     assert [s.label for s in sets] == ["Bundled demo set (synthetic knees)", f"Trained on {tiny_cohort.name} (real)"]
     assert set_entry(entries, sets[1].key, Cap.VECTOR_LATENT).path == out / "beta_vae" / "checkpoint"
     assert set_entry(entries, sets[1].key, Cap.PROTOTYPES).path == out / "vaesim" / "checkpoint"
+    # a second zoo of the same cohort and preset (retrained into another folder) reads differently in the sidebar
+    (tmp_path / "zoo-again").mkdir()
+    (tmp_path / "zoo-again" / "zoo.json").write_text((out / "zoo.json").read_text())
+    again = [s.label for s in list_model_sets(tmp_path)][1:]
+    assert sorted(again) == [f"Trained on {tiny_cohort.name} (real) · {n}" for n in ("zoo", "zoo-again")]
 
 
 def test_train_zoo_skips_with_reasons_on_a_real_style_cohort(real_style, tmp_path, capsys):
