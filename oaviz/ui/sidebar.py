@@ -50,7 +50,7 @@ def render() -> Selection:
             chosen = None
             st.caption("No cohort yet.")
 
-        model_set = _model_set_picker()
+        _model_set_picker()
         pending = state.take_pending_checkpoint()
         entries = loaders.checkpoint_entries()
         if pending and pending not in {str(e.path) for e in entries}:
@@ -60,8 +60,9 @@ def render() -> Selection:
         ck_options = ["", *by_ckpt]
         _apply_pending(state.CHECKPOINT, pending, ck_options)
         ckpt = st.selectbox("Model checkpoint", ck_options, key=state.CHECKPOINT,
-                            format_func=lambda p: by_ckpt[p].label if p else (
-                                "Each page's bundled default" if not model_set else "Each page's model from the set"),
+                            # One label for "" whichever set is picked: the browser keeps showing the label an
+                            # option had when it was chosen (streamlit/streamlit#13788), so it must not change.
+                            format_func=lambda p: by_ckpt[p].label if p else "Each page's model from the set",
                             help="Bundled demo checkpoints and the ones your training jobs wrote.")
         if ckpt:
             st.caption(by_ckpt[ckpt].summary or by_ckpt[ckpt].model_type)

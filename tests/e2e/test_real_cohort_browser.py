@@ -48,6 +48,7 @@ def test_every_page_on_the_real_style_cohort_with_its_zoo(page, zoo_url, wait_id
     _choose(page, wait_idle, "Cohort", ZOO_COHORT)
     _choose(page, wait_idle, "Model set", ZOO_LABEL)
     assert (ZOO_COHORT in _chosen(page, "Cohort"), _chosen(page, "Model set")) == (True, ZOO_LABEL)
+    assert _chosen(page, "Model checkpoint") == "Each page's model from the set"    # not a stale "bundled" label
     for p in PAGES:
         page.locator('[data-testid="stSidebarNav"] a').filter(has_text=re.compile(rf"{re.escape(p.title)}$")).click()
         wait_idle(page)
