@@ -20,12 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from oaviz.analysis.feature_sets import RandomFeatures, raw_pixel_features
 from oaviz.analysis.hierarchy import predict_variant, variant_metrics
 from oaviz.analysis.paired_tests import bootstrap_ci, fast_auc, quadratic_kappa
-from oaviz.analysis.probes import ProbeGrid, summarise
+from oaviz.analysis.probes import summarise
 from oaviz.data.cohort import load_cohort
-from oaviz.services.probe_lab import checkpoint_features, clustering_report
+from oaviz.services.probe_lab import clustering_report, run_frozen_grid
 
 CLASSIFIERS = ("dual_head", "dual_head-single_oa", "dual_head-single_kl", "cnn", "multitask")
 
@@ -65,12 +64,9 @@ def classifiers(zoo: Path, cohort) -> None:
 
 
 def probe(zoo: Path, cohort, seeds: int) -> None:
-    ck = zoo / "beta_vae" / "checkpoint"
-    name, Z = checkpoint_features(ck, cohort)
-    feats = {"beta_vae": Z, "raw": raw_pixel_features(cohort), "random": RandomFeatures(Z.shape[1])}
-    y = cohort.metadata["kl"].to_numpy(dtype=float, na_value=-1).astype(int)
-    grid = ProbeGrid(feats, y, "oa", fractions=(0.05, 0.25, 1.0), noise=(0.0,), seeds=seeds, n_jobs=1)
-    df = summarise(grid.run(cohort.split_indices("train"), cohort.split_indices("test")))
+    # the Probe lab's own grid (and its cache): the β-VAE's μ, raw pixels at 32 px, random N(0, I) features
+    df = summarise(run_frozen_grid(cohort, [str(zoo / "beta_vae" / "checkpoint"), "raw", "random"], "oa",
+                                   fractions=(0.05, 0.25, 1.0), noise=(0.0,), seeds=seeds, n_jobs=1))
     auc = df[df["metric"] == "auc"][["feature", "fraction", "mean", "std", "n"]]
     print(f"frozen-latent OA probe (test AUC, mean ± std over {seeds} seeds):")
     print(auc.round(3).to_string(index=False), "\n")

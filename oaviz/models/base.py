@@ -24,8 +24,8 @@ from torch import nn
 from oaviz.errors import ConfigError
 from oaviz.models.capabilities import Cap, has_capability
 
-__all__ = ["LR_SCHEDULES", "Autoencoder", "Cap", "ConfigError", "Encoded", "LossOutput", "ModelSpec", "OAModel", "build_model",
-           "capabilities_of", "config_to_dict", "get_spec", "has_capability", "load_frozen_model", "make_config",
+__all__ = ["LR_SCHEDULES", "Autoencoder", "Cap", "ConfigError", "Encoded", "LossOutput", "ModelSpec", "OAModel",
+           "build_model", "capabilities_of", "config_to_dict", "get_spec", "has_capability", "load_frozen_model", "make_config",
            "model_names", "model_types_with", "parse_config", "register_model"]
 
 

@@ -9,6 +9,7 @@ from the app as one job (``start_zoo``) whose run folder is the zoo folder, and
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def list_model_sets(runs_root: str | os.PathLike | None = None) -> list[ModelSet
                                                 cohort, str(m.get("preset", "")), bool(m.get("complete")), left)))
     newest_first = [s for _, s in sorted(zoos, key=lambda t: t[0], reverse=True)]
     # Two zoos of one cohort and preset (a retrained one in a new folder) must not read the same in the sidebar.
-    shared = {s.label for s in newest_first if sum(o.label == s.label for o in newest_first) > 1}
+    shared = {label for label, n in Counter(s.label for s in newest_first).items() if n > 1}
     return sets + [replace(s, label=f"{s.label} · {Path(s.key).name}") if s.label in shared else s
                    for s in newest_first]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -174,7 +175,6 @@ ONE_CYCLE = ["--set", "image_size=32", "--set", "widths=[4,8,8,8,8]", "--set", "
 
 def _epoch_lrs(run):
     # parsed here, not with read_events: the resume test rewrites the log in place (read_events caches by inode)
-    import json
     events = [json.loads(line) for line in (run / "events.jsonl").read_text().splitlines()]
     return [e["lr"] for e in events if e["event"] == "epoch"]
 
@@ -200,7 +200,6 @@ def test_a_resumed_one_cycle_run_continues_the_same_schedule(tmp_path, tiny_coho
     whole = _epoch_lrs(run_dual("whole", 4))
     part = run_dual("part", 4)
     # stop after 2 of 4 epochs: rewrite the resume point as an interrupted 4-epoch run would have left it
-    import json
     state = json.loads((part / "last_state.json").read_text())
     events = [json.loads(line) for line in (part / "events.jsonl").read_text().splitlines()]
     events = [e for e in events if not (e["event"] == "epoch" and e["epoch"] >= 2)]
