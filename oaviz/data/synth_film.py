@@ -20,27 +20,31 @@ from oaviz.data import synth_knee as K
 from oaviz.data.synth_render import col, gaussian_blur
 
 FOV_MM = 90.0
-CENTRE_DY = 5.0         # mm the frame's centre sits above the joint line (real crops: joint at ~55 % of H)
-SHIFT_SD = 0.5          # lateral centring spread as a share of the schematic's (the crops are centred on the knee)
+CENTRE_DY = 8.4         # mm the frame's centre sits above the joint line (real crops: joint at ~58 % of H)
+# The public crops are centred on the knee and sized to it: position and magnification spread
+# less than the schematic's acquisitions (real joint row sd ~7 px, bone width sd ~2.3 %).
+SHIFT_SD = 0.4          # shift spread as a share of the schematic's
+MAG_SHARE = 0.5         # magnification spread as a share of the schematic's
 LANDMARK_NAMES = K.LANDMARK_NAMES
-SHAPE = K.KneeShape(fem_flare=(15.0, 35.0), tib_flare=(2.0, 16.0), condyle_blend=9.0, notch_depth=0.65,
-                    notch_dy=9.0, shaft_mm=25.0, mu_cortex=0.10, mu_trab=0.030, patella=0.3, tibia=1.15,
-                    radius_max=(24.0, 24.0), soft=4.0, cup=(0.004, 0.0), droop=0.035, droop_from=0.5,
-                    spine_w=1.6, eminence=0.5, ost_round=1.8, ost_blend=3.0)
+SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 16.0), condyle_blend=9.0, notch_depth=0.5,
+                    notch_dy=9.0, shaft_mm=25.0, mu_cortex=0.075, mu_trab=0.030, patella=0.3, tibia=1.15,
+                    radius_max=(24.0, 24.0), soft=5.5, cup=(0.004, 0.0), droop=0.03, droop_from=0.45,
+                    spine_w=2.0, eminence=0.9, ost_round=2.4, ost_blend=3.0, ost_depth=5.0,
+                    subchondral_mm=2.5)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
 _JSW_MED = [1.0, 0.99, 0.91, 0.48, 0.42]
 _JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
-_OST_MM = [0.0, 0.0, 1.2, 2.8, 4.2, 6.0]
-_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 5.0, 0.3, 0.25, 0.06   # texture bank
+_OST_MM = [0.0, 0.0, 1.0, 2.2, 3.2, 4.5]
+_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 4.0, 0.25, 0.22, 0.10   # texture bank
 # Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
 # typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
 _WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _WINDOW_FAR_MM = 18.0   # the window is set on pixels this far above/below the joint line
 _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
-_SCALE = {"Wc": 1.05, "Wt": 1.05, "rxm": 1.05, "rxl": 1.05, "rym": 1.55, "ryl": 1.55, "fs": 2.6, "ts": 1.9,
-          "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 1.5, "notch_h": 1.3, "spine_h": 1.3, "spine_dx": 1.1,
+_SCALE = {"Wc": 1.05, "Wt": 1.07, "rxm": 1.15, "rxl": 1.15, "rym": 1.85, "ryl": 1.85, "fs": 2.4, "ts": 1.95,
+          "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 1.3, "notch_h": 0.9, "spine_h": 0.7, "spine_dx": 0.95,
           "jsw0_m": 0.56, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
 
 
@@ -50,13 +54,22 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     A = {k: v * _SCALE[k] if k in _SCALE else v for k, v in A.items()}
     # The public crops are sized to the knee: its width in the frame varies less than knees do.
     for k in ("Wc", "Wt", "rxm", "rxl", "fs", "ts", "fib_rx"):
-        A[k] = A[k] * A["a"] ** -0.8
+        A[k] = A[k] * A["a"] ** -0.9
     A["soft"] = 60.0 + 0.4 * (A["soft"] - 64.0)   # the crop holds little soft tissue: less habitus spread
     return A
 
 
 def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return K.pathology(s, anat, jsw_med=_JSW_MED, jsw_lat=_JSW_LAT, ost_mm=_OST_MM)
+    """The schematic's pathology at the real films' strength: osteophytes on both margins (lateral
+    ones are as common as medial on the KL films), spines that sharpen only a little, mild sclerosis,
+    and cysts only at the top grade (they rarely show at this pixel scale)."""
+    P = K.pathology(s, anat, jsw_med=_JSW_MED, jsw_lat=_JSW_LAT, ost_mm=_OST_MM)
+    s = np.clip(s, 0.0, 4.0)
+    P["ost_l"] = 0.8 * P["ost_m"]
+    P["spine_peak"] = np.interp(s, [0, 2.0, 4.0], [1.0, 1.05, 1.15])
+    P["scl"] = 0.6 * P["scl"]
+    P["n_cyst"] = np.floor(np.clip((s - 3.6) * 3.0, 0, 2)).astype(int)
+    return P
 
 
 def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor):
@@ -93,10 +106,10 @@ def texture_bank(rng: np.random.Generator, n: int, size: int = 384, mm_per_px: f
     fy = np.fft.fftfreq(size, d=mm_per_px)[:, None]
     fx = np.fft.rfftfreq(size, d=mm_per_px)[None, :]
     # Struts along the load axis, and a weaker family crossing them obliquely (the stress-line lattice).
-    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.3, 1.2) / _STRUT_WIDTH) ** 2)
-    struts = struts + 0.6 * np.exp(-(_noise_field(spec[:, ::-1], fx, fy, 2.0, _STRUT_STRETCH / 2, 0.3, 1.2,
+    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.2, 0.8) / _STRUT_WIDTH) ** 2)
+    struts = struts + 0.6 * np.exp(-(_noise_field(spec[:, ::-1], fx, fy, 2.0, _STRUT_STRETCH / 2, 0.2, 0.8,
                                                   0.6) / _STRUT_WIDTH) ** 2)
-    mottle = np.tanh(_noise_field(spec[::-1], fx, fy, 2.5, 1.0, 0.03, 0.3))
+    mottle = np.tanh(_noise_field(spec[::-1], fx, fy, 2.0, 1.5, 0.03, 0.4))
     tex = 1.0 + _STRUT_AMP * (struts - struts.mean()) + _MOTTLE_AMP * mottle
     return torch.from_numpy(tex.astype(np.float32)[:, None])
 
@@ -107,11 +120,11 @@ def sample_film(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "f_blur": rng.uniform(0.35, 0.95, n),
         "f_usm": rng.uniform(0.3, 0.9, n),           # unsharp-mask gain of the film's processing
         "f_usm_sigma": rng.uniform(4.0, 10.0, n),     # px at 224
-        "f_noise": rng.uniform(0.006, 0.03, n),
+        "f_noise": rng.uniform(0.002, 0.01, n),
         "f_level": rng.normal(0.60, 0.065, n).clip(0.4, 0.8),   # displayed median (the film's window)
         "f_width": rng.lognormal(0.0, 0.15, n),                 # ... and its contrast around it
         "f_sat": rng.uniform(0.1, 0.5, n),           # film saturation: how much the bone is compressed
-        "f_dy": rng.normal(0.0, 2.0, n),             # crop centring (mm): added to the acquisition's
+        "f_dy": rng.normal(0.0, 1.5, n),             # crop centring (mm): added to the acquisition's
         "f_flat": rng.uniform(0.3, 0.9, n),
         "f_tilt": rng.normal(0.0, 0.08, n),          # exposure falling off across the film (x)         # large-scale flattening (dynamic range compression)
     }

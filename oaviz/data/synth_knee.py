@@ -55,6 +55,9 @@ class KneeShape:
     eminence: float = 0.0                           # broad intercondylar eminence under the spines (x spine_h)
     ost_round: float = 1.0                          # osteophyte thickness multiplier (>1: blunt lips, not spikes)
     ost_blend: float = 1.2                          # smooth-union radius of osteophyte and bone (mm)
+    subchondral_mm: float = 0.9                     # depth of the dense subchondral plate under each joint surface
+    ost_depth: float | None = None                  # None: osteophytes as deep as the bone; else their own
+                                                    # half-depth along the beam (mm): marginal lips, not plates
 
 
 SCHEMATIC = KneeShape()
@@ -177,6 +180,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     notch = sd_ellipse(x, y, 0.0, cym + rym * 0.15 + k.notch_dy, col(A["notch_w"]), col(A["notch_h"]))
     if k.notch_depth is None:
         sd_fem = smax(sd_fem, -notch, 2.0)
+    sd_fem0 = sd_fem
     # Marginal osteophytes: beaks at the outer-lower corners of the condyles.
     om, ol = col(P["ost_m"]) + 1e-3, col(P["ost_l"]) + 1e-3
     sd_fem = smin(sd_fem, sd_rot_ellipse(x, y, cxm + rxm * 0.93, cym + rym * 0.42,
@@ -192,6 +196,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     sd_tib = smax(xt.abs() - hwt, top - yt, 2.5)
     ym_edge = _compartment_top(Wt, col(P["jsw_m"]), cxm, rxm, k.cup[0], k)  # medial plateau height at its margin
     # (the schematic puts the lateral beak at the medial rim's height; a drooping rim needs its own)
+    sd_tib0 = sd_tib
     yl_edge = ym_edge if not k.droop else _compartment_top(-Wt, col(P["jsw_l"]), cxl, rxl, k.cup[1], k) - 0.4
     sd_tib = smin(sd_tib, sd_rot_ellipse(xt, yt, Wt + om * 0.35, ym_edge + 0.8, om, om * (0.4 * k.ost_round),
                                          torch.full_like(om, -0.55)), k.ost_blend)
@@ -211,19 +216,23 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     dens = col(A["density"])
     mu_c, mu_t = k.mu_cortex, k.mu_trab
     fem_R = torch.clamp(hw, max=k.radius_max[0])
+    tib_R = torch.clamp(hwt, max=k.radius_max[1])
+    if k.ost_depth is not None:  # where only an osteophyte is bone, the beam crosses a lip, not the condyle
+        fem_R = k.ost_depth + (fem_R - k.ost_depth) * smoothstep(1.5, -1.5, sd_fem0)
+        tib_R = k.ost_depth + (tib_R - k.ost_depth) * smoothstep(1.5, -1.5, sd_tib0)
     fem = shell_projection(sd_fem, fem_R, 1.3 + 2.9 * smoothstep(-30.0, -70.0, y), mu_c, mu_t, tex)
     if k.notch_depth is not None:  # seen AP the notch is bone-poor, not empty: the trochlea lies in front
         fem = fem * (1 - k.notch_depth * smoothstep(1.0, -2.5, notch))
     att = fem * dens
-    tib_R = torch.clamp(hwt, max=k.radius_max[1])
     att = att + shell_projection(sd_tib, tib_R, 1.2 + 2.6 * smoothstep(30.0, 70.0, yt), mu_c, mu_t, tex) * (dens * k.tibia)
     att = att + shell_projection(sd_fib, col(A["fib_rx"]) + 0 * x, 1.6 + 0 * x, mu_c, mu_t, tex) * dens
     att = att + k.patella * shell_projection(sd_pat, 10.0 + 0 * x, 1.0 + 0 * x, mu_c, mu_t, tex) * dens
 
     # ---------------- subchondral plates: thin dense lines seen tangentially at the joint
     depth_t0 = (yt - top).clamp(min=0.0)
-    att = att + 0.16 * dens * (sd_tib < 0) * torch.exp(-depth_t0 / 0.9)
-    att = att + 0.14 * dens * (sd_fem < 0) * (y > cym) * torch.exp(-(-sd_fem).clamp(min=0.0) / 0.9)
+    sub = k.subchondral_mm
+    att = att + 0.16 * dens * (sd_tib < 0) * torch.exp(-depth_t0 / sub)
+    att = att + 0.14 * dens * (sd_fem < 0) * (y > cym) * torch.exp(-(-sd_fem).clamp(min=0.0) / sub)
     # Physeal scars: faint dense lines where the growth plates closed.
     wave = 0.8 * torch.sin(x / 9.0 + col(A["a"]) * 7.0)
     att = att + 0.07 * dens * (sd_tib < 0) * torch.exp(-((yt - 21.0 * col(A["a"]) - wave) / 0.9) ** 2)

@@ -221,7 +221,8 @@ def sample_design(cfg: SynthConfig) -> dict:
     acq = sample_acquisition(rng, n)
     if cfg.style == "film":  # its own stream for what only the film has: every draw above stays the same
         acq.update(mod.sample_film(np.random.default_rng([cfg.seed, 104729]), n))
-        acq.update(tx=mod.SHIFT_SD * acq["tx"], ty=acq["ty"] + acq["f_dy"] + mod.CENTRE_DY)
+        acq.update(tx=mod.SHIFT_SD * acq["tx"], ty=mod.SHIFT_SD * acq["ty"] + acq["f_dy"] + mod.CENTRE_DY,
+                   mag=1.0 + mod.MAG_SHARE * (acq["mag"] - 1.0))
     bank = (mod.texture_bank if cfg.style == "film" else texture_bank)(rng, 48)
     sides = side_sub[sub_idx]
     A_img = {k: v[sub_idx] for k, v in anat.items()}
