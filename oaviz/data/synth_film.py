@@ -3,11 +3,13 @@
 Same subjects, severities, grades, progression and landmark contract as the
 schematic style (``synth_knee``): the anatomy is derived from the schematic
 draws (so both styles share every random draw of the cohort), then reshaped to
-the public KL dataset's look: a tight crop (~95 mm) around the joint with the
-femoral and tibial metaphyses filling the width, a bone-poor (not empty)
-intercondylar notch, a faint patella, fine oriented trabeculae, and a film
-processing chain with per-film blur, unsharp masking, detector noise and
-windowing. Joint-space widths follow the real by-grade medial/lateral widths.
+the public KL dataset's look: a 90 mm crop centred on the joint and sized to
+the knee (as the dataset's crops are: joint row and bone width spread little),
+wide flat condyles over a small bone-poor (not empty) notch, low tibial spines
+on a broad eminence, a thick subchondral plate, a faint patella, oriented
+trabeculae, and a film processing chain with per-film blur, unsharp masking,
+detector noise and windowing. Joint-space widths follow the real by-grade
+medial/lateral widths; osteophytes are shallow lips on both margins.
 """
 
 from __future__ import annotations
@@ -33,19 +35,19 @@ SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 16.0), condyle_blend
                     subchondral_mm=2.5)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
-_JSW_MED = [1.0, 0.99, 0.91, 0.48, 0.42]
+_JSW_MED = [1.0, 0.99, 0.90, 0.38, 0.32]
 _JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
 _OST_MM = [0.0, 0.0, 1.0, 2.2, 3.2, 4.5]
-_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 4.0, 0.25, 0.22, 0.10   # texture bank
+_STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 4.0, 0.25, 0.22, 0.08   # texture bank
 # Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
 # typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
 _WINDOW_Q = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 _WINDOW_FAR_MM = 18.0   # the window is set on pixels this far above/below the joint line
 _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
-_SCALE = {"Wc": 1.05, "Wt": 1.07, "rxm": 1.15, "rxl": 1.15, "rym": 1.85, "ryl": 1.85, "fs": 2.4, "ts": 1.95,
+_SCALE = {"Wc": 1.05, "Wt": 1.07, "rxm": 1.15, "rxl": 1.15, "rym": 1.85, "ryl": 1.85, "fs": 2.7, "ts": 1.95,
           "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 1.3, "notch_h": 0.9, "spine_h": 0.7, "spine_dx": 0.95,
-          "jsw0_m": 0.56, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
+          "jsw0_m": 0.52, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
 
 
 def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
