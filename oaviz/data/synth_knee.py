@@ -218,8 +218,8 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     fem_R = torch.clamp(hw, max=k.radius_max[0])
     tib_R = torch.clamp(hwt, max=k.radius_max[1])
     if k.ost_depth is not None:  # where only an osteophyte is bone, the beam crosses a lip, not the condyle
-        fem_R = k.ost_depth + (fem_R - k.ost_depth) * smoothstep(1.5, -1.5, sd_fem0)
-        tib_R = k.ost_depth + (tib_R - k.ost_depth) * smoothstep(1.5, -1.5, sd_tib0)
+        fem_R = k.ost_depth + (fem_R - k.ost_depth) * smoothstep(1.5, 0.0, sd_fem0)
+        tib_R = k.ost_depth + (tib_R - k.ost_depth) * smoothstep(1.5, 0.0, sd_tib0)
     fem = shell_projection(sd_fem, fem_R, 1.3 + 2.9 * smoothstep(-30.0, -70.0, y), mu_c, mu_t, tex)
     if k.notch_depth is not None:  # seen AP the notch is bone-poor, not empty: the trochlea lies in front
         fem = fem * (1 - k.notch_depth * smoothstep(1.0, -2.5, notch))

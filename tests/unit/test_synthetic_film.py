@@ -128,3 +128,25 @@ def test_film_style_validation_and_cli(tmp_path, capsys):
     c = load_cohort(out)
     assert c.info["generator"]["style"] == "film" and c.info["pixel_spacing_mm"] == round(90.0 / 64, 5)
     assert "wrote" in capsys.readouterr().out
+
+
+def test_film_osteophytes_are_shallow_lips_not_white_beaks(monkeypatch):
+    """Rendered with the bone's full depth along the beam, an osteophyte came out as a white beak; the film
+    gives it its own shallow depth (``ost_depth``): only knees with osteophytes change, and they get dimmer (measured: 48-461 pixels per KL 3-4 knee
+    at 128 px, at most 8 below KL 1)."""
+    import dataclasses
+
+    from oaviz.data import synth_film
+
+    cfg = SynthConfig(subjects=24, visits=(0, 24), size=128, seed=4, style="film")
+    lips, _, meta, _ = generate_arrays(cfg)
+    monkeypatch.setattr(synth_film, "SHAPE", dataclasses.replace(synth_film.SHAPE, ost_depth=None))
+    beaks, _, _, _ = generate_arrays(cfg)
+    diff = beaks.astype(np.int16) - lips.astype(np.int16)             # [N, H, W]
+    changed = (np.abs(diff) > 8).sum(axis=(1, 2))                     # pixels a beak brightens, per knee
+    sev = meta.severity.to_numpy()
+    # no osteophytes below KL 1: the same film but for a few rim pixels (the smooth union's tiny bump)
+    assert changed[sev < 1.0].max() <= 10, changed[sev < 1.0]
+    grown = sev > 3.0
+    assert grown.sum() >= 3 and (changed[grown] > 20).all(), changed[grown]
+    assert diff[grown][np.abs(diff[grown]) > 8].mean() > 0            # the beaks were the brighter
