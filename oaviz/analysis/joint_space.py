@@ -15,9 +15,10 @@ a batch [N, H, W], bone bright (films with dark bones are found and negated). Pe
    its mean row profile (a 1-D black top-hat: the darker of the brightest rows
    within ``band`` above and below, minus the row itself);
 5. in every column of the compartment, take the darkest row within a few
-   pixels of that joint line and measure the gap between the strongest
-   bright→dark edge above it (femoral condyle) and the strongest dark→bright
-   edge below it (tibial plateau), with sub-pixel refinement;
+   pixels of that joint line and measure the gap's half-maximum width: from
+   that row, walk up to where the profile first climbs half-way to the femur's
+   brightest row and down to where it climbs half-way to the tibia's, with
+   linear sub-pixel refinement;
 6. summarise the columns: a low percentile (``min_q``, default 10 %) as the
    robust minimum JSW and the median.
 
@@ -172,40 +173,38 @@ def _column_rows(x: np.ndarray, row: np.ndarray, band: int, reach: int, across: 
     return ndimage.median_filter(score.argmax(1), size=(1, across), mode="nearest")
 
 
-def _subpixel(v: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Peak positions k [M] of rows of v [M, L], refined by a parabola through the neighbours."""
-    k = np.clip(k, 1, v.shape[1] - 2)
-    i = np.arange(len(v))
-    a, b, c = v[i, k - 1], v[i, k], v[i, k + 1]
-    den = a - 2 * b + c
-    off = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
-    return k + np.clip(off, -0.5, 0.5)
-
-
 def _column_edges(x: np.ndarray, row: np.ndarray, mask: np.ndarray, half: int, centre: int):
     """Femoral (top) and tibial (bottom) edge rows [N,W] each, sub-pixel, NaN outside ``mask``.
 
-    row [N,W]: each column's joint-line row. The window spans ``half`` rows either
-    side of it; the gap's centre is the darkest row within ``centre`` rows of it;
-    the edges are the strongest falling gradient above and rising gradient below."""
+    row [N,W]: each column's joint-line row. The window spans ``half`` rows either side of it; the
+    gap's centre is the darkest row within ``centre`` rows of it; each edge is where the profile,
+    walking out of the gap, first climbs half-way to the brightest bone on that side (the gap's
+    half-maximum width). Walking out from the gap, not taking the steepest edge in the window,
+    keeps a narrow gap's edges on its own cortices when trabecular texture above is as contrasty."""
     n, h, w = x.shape
     k = np.arange(-half, half + 1)
     r = np.clip(row[:, None, :] + k[None, :, None], 0, h - 1)          # [N,K,W]
-    prof = np.take_along_axis(x, r, axis=1)                             # [N,K,W]
-    prof = prof.transpose(0, 2, 1).reshape(n * w, -1)                   # [N·W, K]
-    g = np.gradient(prof, axis=1)
-    ks = np.arange(len(k))
-    near = np.abs(ks - half) <= centre
-    m = np.where(near[None], prof, np.inf).argmin(1)                    # darkest row near the joint line
-    up = ks[None] <= m[:, None]
-    fall = np.where(up, g, np.inf).argmin(1)                            # bright -> dark (femur -> gap)
-    rise = np.where(~up | (ks[None] == m[:, None]), g, -np.inf).argmax(1)  # dark -> bright (gap -> tibia)
+    prof = np.take_along_axis(x, r, axis=1).transpose(0, 2, 1).reshape(n * w, -1)   # [M=N·W, K]
+    K = prof.shape[1]
+    ks = np.arange(K)[None]
+    m = np.where(np.abs(ks - half) <= centre, prof, np.inf).argmin(1)  # [M] darkest row near the joint line
     i = np.arange(len(prof))
-    ok = ((g[i, fall] < 0) & (g[i, rise] > 0) & (rise > fall)).reshape(n, w) & mask
+    low = prof[i, m]
+    up = ks <= m[:, None]
+    bone_a = np.where(up, prof, -np.inf).max(1)                          # brightest above (femur)
+    bone_b = np.where(ks >= m[:, None], prof, -np.inf).max(1)            # brightest below (tibia)
+    t_a, t_b = 0.5 * (low + bone_a), 0.5 * (low + bone_b)
+    ja = np.where((ks < m[:, None]) & (prof >= t_a[:, None]), ks, -1).max(1)   # nearest crossing above
+    jb = np.where((ks > m[:, None]) & (prof >= t_b[:, None]), ks, K).min(1)    # nearest crossing below
+    ok = (ja >= 0) & (jb < K) & (bone_a - low > 0.02) & (bone_b - low > 0.02)   # a gap with two bones
+    ja, jb = np.clip(ja, 0, K - 2), np.clip(jb, 1, K - 1)
+    a0, a1 = prof[i, ja], prof[i, ja + 1]                                # linear sub-pixel crossing
+    top = ja + np.clip((a0 - t_a) / np.maximum(a0 - a1, 1e-6), 0.0, 1.0)
+    b0, b1 = prof[i, jb - 1], prof[i, jb]
+    bottom = jb - np.clip((b1 - t_b) / np.maximum(b1 - b0, 1e-6), 0.0, 1.0)
+    ok = ok.reshape(n, w) & mask
     base = (row - half).astype(float)
-    top = np.where(ok, base + _subpixel(-g, fall).reshape(n, w), np.nan)
-    bottom = np.where(ok, base + _subpixel(g, rise).reshape(n, w), np.nan)
-    return top, bottom
+    return (np.where(ok, base + top.reshape(n, w), np.nan), np.where(ok, base + bottom.reshape(n, w), np.nan))
 
 
 DEFAULTS = dict(smooth=1.0, band=24.0, window=16.0, centre=3.0, reach=12.0, compartment=(0.3, 0.9),

@@ -36,7 +36,7 @@ SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 16.0), condyle_blend
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
 _JSW_MED = [1.0, 0.99, 0.90, 0.38, 0.32]
-_JSW_LAT = [1.0, 1.0, 0.98, 0.92, 0.78]
+_JSW_LAT = [1.0, 1.0, 0.99, 0.96, 0.90]
 _OST_MM = [0.0, 0.0, 1.0, 2.2, 3.2, 4.5]
 _STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 4.0, 0.25, 0.22, 0.08   # texture bank
 # Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
@@ -47,7 +47,7 @@ _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
 _SCALE = {"Wc": 1.05, "Wt": 1.07, "rxm": 1.15, "rxl": 1.15, "rym": 1.85, "ryl": 1.85, "fs": 2.7, "ts": 1.95,
           "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 1.3, "notch_h": 0.9, "spine_h": 0.7, "spine_dx": 0.95,
-          "jsw0_m": 0.52, "jsw0_l": 0.66, "pat_rx": 1.1, "pat_ry": 1.05}
+          "jsw0_m": 0.57, "jsw0_l": 0.76, "pat_rx": 1.1, "pat_ry": 1.05}
 
 
 def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
