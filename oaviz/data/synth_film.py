@@ -30,7 +30,7 @@ MAG_SHARE = 0.5         # magnification spread as a share of the schematic's
 LANDMARK_NAMES = K.LANDMARK_NAMES
 SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 16.0), condyle_blend=9.0, notch_depth=0.5,
                     notch_dy=9.0, shaft_mm=25.0, mu_cortex=0.075, mu_trab=0.030, patella=0.3, tibia=1.15,
-                    radius_max=(24.0, 24.0), soft=5.5, cup=(0.004, 0.0), droop=0.03, droop_from=0.45,
+                    radius_max=(24.0, 24.0), soft=5.5, cup=(0.004, -0.008), droop=0.03, droop_from=0.45,
                     spine_w=2.0, eminence=0.9, ost_round=2.4, ost_blend=3.0, ost_depth=5.0,
                     subchondral_mm=2.5)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
