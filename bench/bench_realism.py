@@ -11,7 +11,9 @@ and the synthetic cohort's test split:
   trained on the real train split, and pretrained on synthetic then fine-tuned on
   5 % (3 seeds), 25 % and 100 % of the real train labels; scored on the real
   test split (OA AUC, KL accuracy, quadratic-weighted κ), with the same
-  fractions trained from scratch beside them;
+  fractions trained from scratch beside them; and real-to-sim, the classifier
+  trained on the whole real train split scored on the synthetic test split
+  (does what it learned as OA on real knees show in the synthetic ones?);
 - image statistics: intensity and gradient-magnitude histogram distances, radial
   power-spectrum slope, mean row/column profiles (joint line, bone width), and
   medial/lateral JSW in pixels by KL grade (``oaviz.analysis.joint_space``);
@@ -163,6 +165,8 @@ def transfer(real, syn, work: Path, epochs: int, log) -> dict:
             res[key]["n_labels"] = cap or n_train
             res[key]["selection"] = kept
             log(f"  {key}: OA AUC {res[key]['oa_auc']['mean']:.3f} ({time.perf_counter() - t:.0f} s)")
+    # Real-to-sim: does a classifier that learned OA on real knees see it in the synthetic ones?
+    res["real_trained_synthetic_test"] = _score(work / "models" / "scratch-100-s0", syn)
     return res
 
 
@@ -230,6 +234,10 @@ def print_report(r: dict) -> None:
                 kept = ",".join(str(x["kept_epoch"]) for x in v["selection"])
                 print(f"  {name:<34}" + "".join(f"{v[k]['mean']:>9.3f} ± {v[k]['std']:.3f}"
                                                   for k in ("oa_auc", "kl_accuracy", "kl_qwk")) + f"   {kept}")
+        m = t.get("real_trained_synthetic_test")
+        if m:  # absent from JSON written before it was measured
+            print(f"  {'real 100% scratch -> synthetic test':<34}"
+                  + "".join(f"{m[k]:>16.3f}" for k in ("oa_auc", "kl_accuracy", "kl_qwk")))
     print("\nissue-13 targets")
     for k, v in r["targets"].items():
         print(f"  {'met ' if v['met'] else 'NOT '} {k:<48} {v['value']:.3f}")

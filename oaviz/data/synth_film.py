@@ -38,6 +38,9 @@ SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 16.0), condyle_blend
 _JSW_MED = [1.0, 0.99, 0.90, 0.38, 0.32]
 _JSW_LAT = [1.0, 1.0, 0.99, 0.96, 0.90]
 _OST_MM = [0.0, 0.0, 1.0, 2.2, 3.2, 4.5]
+_OST_LATERAL = 0.8                  # lateral osteophytes relative to medial ones
+_SPINE_PEAK = [1.0, 1.05, 1.15]    # tibial spine height at s = 0, 2, 4 (relative)
+_SCLEROSIS = 0.6                    # subchondral sclerosis relative to the schematic's
 _STRUT_STRETCH, _STRUT_WIDTH, _STRUT_AMP, _MOTTLE_AMP = 4.0, 0.25, 0.22, 0.08   # texture bank
 # Display window: quantiles of a film and their displayed offsets from its median, calibrated to the
 # typical film of the public KL set (its 1st..99th percentiles sit about this far from its median).
@@ -67,9 +70,9 @@ def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarra
     and cysts only at the top grade (they rarely show at this pixel scale)."""
     P = K.pathology(s, anat, jsw_med=_JSW_MED, jsw_lat=_JSW_LAT, ost_mm=_OST_MM)
     s = np.clip(s, 0.0, 4.0)
-    P["ost_l"] = 0.8 * P["ost_m"]
-    P["spine_peak"] = np.interp(s, [0, 2.0, 4.0], [1.0, 1.05, 1.15])
-    P["scl"] = 0.6 * P["scl"]
+    P["ost_l"] = _OST_LATERAL * P["ost_m"]
+    P["spine_peak"] = np.interp(s, [0, 2.0, 4.0], _SPINE_PEAK)
+    P["scl"] = _SCLEROSIS * P["scl"]
     P["n_cyst"] = np.floor(np.clip((s - 3.6) * 3.0, 0, 2)).astype(int)
     return P
 
