@@ -170,6 +170,21 @@ def transfer(real, syn, work: Path, epochs: int, log) -> dict:
     return res
 
 
+def cues(generator: dict, work: Path, subjects: int = 200) -> dict:
+    """OA AUC of the synthetic-only and the real-trained classifier on a fresh cohort of this generator
+    (``subjects``, next seed) with each pathology sign drawn healthy in turn (``analysis.cue_reliance``)."""
+    import dataclasses
+
+    from oaviz.analysis.cue_reliance import cue_reliance
+    from oaviz.data.synthetic import SynthConfig
+
+    names = {f.name for f in dataclasses.fields(SynthConfig)}
+    cfg = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in generator.items() if k in names})
+    cfg = dataclasses.replace(cfg, subjects=subjects, seed=cfg.seed + 1)
+    return cue_reliance({"synthetic-only": work / "models" / "synthetic-only",
+                         "real-trained": work / "models" / "scratch-100-s0"}, cfg)
+
+
 def targets(r: dict) -> dict:
     """Issue 13's "done when" figures: each target with its value and whether it holds (None: not measured)."""
     s, jr, js = r["separability"], r["jsw"]["real"], r["jsw"]["synthetic"]
@@ -238,6 +253,13 @@ def print_report(r: dict) -> None:
         if m:  # absent from JSON written before it was measured
             print(f"  {'real 100% scratch -> synthetic test':<34}"
                   + "".join(f"{m[k]:>16.3f}" for k in ("oa_auc", "kl_accuracy", "kl_qwk")))
+    c = r.get("cues")
+    if c:
+        print(f"\ncue reliance: OA AUC on {c['n']} fresh synthetic knees ({c['n_oa']} OA), each sign drawn healthy")
+        print(f"  {'sign held healthy':<24}{'synthetic-only':>16}{'real-trained':>14}")
+        for sign, v in c.items():
+            if isinstance(v, dict):
+                print(f"  {'(none)' if sign == 'all' else sign:<24}{v['synthetic-only']:>16.3f}{v['real-trained']:>14.3f}")
     print("\nissue-13 targets")
     for k, v in r["targets"].items():
         print(f"  {'met ' if v['met'] else 'NOT '} {k:<48} {v['value']:.3f}")
@@ -288,6 +310,10 @@ def main(argv=None) -> int:
         from oaviz.models.base import make_config
         epochs = args.epochs or int(make_config("dual_head", "demo").epochs)
         r["transfer"] = transfer(real, syn, args.work, epochs, log)
+        gen = syn.info.get("generator")
+        if syn.info.get("source") == "synthetic" and gen and gen.get("joint") == "knee":
+            r["cues"] = cues(gen, args.work)
+            log("  cue reliance done")
     r["targets"] = targets(r)
     r["seconds"] = time.perf_counter() - t0
     print_report(r)

@@ -50,6 +50,10 @@ class SynthConfig:
     flip_left: bool = True            # store left sides mirrored to the right orientation
     split_fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
     style: str = "schematic"          # or "film": calibrated against real knee radiographs (synth_film)
+    # Pathology signs drawn at the subject's healthy value (s = 0) whatever its severity: a counterfactual
+    # cohort, the same knees and grades without e.g. osteophytes (see HEALTHY_TERMS). Not in cohort.json
+    # when empty, so ordinary cohorts keep their bytes.
+    healthy: tuple[str, ...] = ()
 
     def validate(self) -> None:
         if self.joint not in ("knee", "hip"):
@@ -68,6 +72,15 @@ class SynthConfig:
             raise DataError(f"rater_disagreement must be in [0, 0.6], got {self.rater_disagreement}")
         if not 0.0 <= self.progressor_fraction <= 1.0:
             raise DataError(f"progressor_fraction must be in [0, 1], got {self.progressor_fraction}")
+        unknown = sorted(set(self.healthy) - set(HEALTHY_TERMS))
+        if unknown:
+            raise DataError(f"healthy: unknown pathology sign(s) {unknown}; known: {sorted(HEALTHY_TERMS)}")
+
+
+# A pathology sign -> the keys of the joint module's pathology() that draw it (the hip has no varus or spines).
+HEALTHY_TERMS = {"jsw": ("jsw_m", "jsw_l", "shift"), "osteophytes": ("ost_m", "ost_l", "ost"),
+                 "sclerosis": ("scl",), "cysts": ("n_cyst",), "varus": ("varus",), "flattening": ("flat",),
+                 "spines": ("spine_peak",)}
 
 
 # ----------------------------------------------------------------- cohort-level sampling
@@ -227,6 +240,10 @@ def sample_design(cfg: SynthConfig) -> dict:
     sides = side_sub[sub_idx]
     A_img = {k: v[sub_idx] for k, v in anat.items()}
     P_img = mod.pathology(severity, A_img)
+    if cfg.healthy:
+        P0 = mod.pathology(np.zeros_like(severity), A_img)
+        for key in (k for term in cfg.healthy for k in HEALTHY_TERMS[term] if k in P_img):
+            P_img[key] = P0[key]
     return dict(mod=mod, n_sub=n_sub, sub_idx=sub_idx, months=months, severity=severity, kl_true=kl_true,
                 kl=kl, acq=acq, bank=bank, sides=sides, tex_sub=tex_sub, A=A_img, P=P_img,
                 progressor=progressor)
@@ -286,7 +303,7 @@ def cohort_tables(cfg: SynthConfig, d: dict, lms: np.ndarray) -> tuple[pd.DataFr
     info = {
         "source": "synthetic",
         "joint": cfg.joint,
-        "generator": asdict(cfg),
+        "generator": {k: v for k, v in asdict(cfg).items() if k != "healthy" or v},
         "pixel_spacing_mm": round(fov / cfg.size, 5),
         "pixel_spacing_note": "nominal; each image also has a per-image magnification (±4 %)",
         "preprocessing": ["left sides mirrored to right orientation"] if cfg.flip_left else [],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -207,3 +209,21 @@ def test_bayes_ceiling_matches_the_generator_and_beats_grade_only_risk():
 def test_cohort_card_records_the_bayes_ceiling(tiny_cohort):
     info = load_cohort(tiny_cohort).info
     assert 0.5 < info["progression_bayes_ceiling"]["auc"] < 1
+
+
+def test_healthy_signs_give_the_same_knees_without_that_sign():
+    """SynthConfig.healthy draws a sign at the subject's s = 0 value and changes nothing else: knees that
+    have no osteophytes keep their bytes, severe ones lose them, and every label stays."""
+    from oaviz.data.synthetic import SynthConfig, generate_arrays
+
+    cfg = SynthConfig(subjects=30, visits=(0, 24), size=96, seed=5, style="film")
+    full, _, meta, info = generate_arrays(cfg)
+    held, _, meta_h, info_h = generate_arrays(dataclasses.replace(cfg, healthy=("osteophytes",)))
+    pd.testing.assert_frame_equal(meta.drop(columns="landmarks"), meta_h.drop(columns="landmarks"))
+    sev = meta.severity.to_numpy()
+    changed = (np.abs(full.astype(int) - held.astype(int)) > 4).sum(axis=(1, 2))
+    assert (changed[sev < 0.5] == 0).all()                  # no osteophyte below s = 0.55: the same film
+    assert (sev > 2.5).sum() >= 3 and (changed[sev > 2.5] > 0).all()
+    assert "healthy" not in info["generator"] and info_h["generator"]["healthy"] == ("osteophytes",)
+    with pytest.raises(DataError, match="unknown pathology sign"):
+        SynthConfig(healthy=("osteophyte",)).validate()
