@@ -49,7 +49,7 @@ _WINDOW_FAR_MM = 18.0   # the window is set on pixels this far above/below the j
 _WINDOW_OFF = (-0.48, -0.35, -0.125, 0.0, 0.115, 0.26, 0.325)
 # Scales from the schematic anatomy to the film one (same draws, other proportions).
 _SCALE = {"Wc": 1.05, "Wt": 1.07, "rxm": 1.15, "rxl": 1.15, "rym": 1.85, "ryl": 1.85, "fs": 2.7, "ts": 1.95,
-          "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 1.3, "notch_h": 0.9, "spine_h": 0.7, "spine_dx": 0.95,
+          "fib_rx": 1.3, "fib_dy": 1.25, "notch_w": 2.1, "notch_h": 1.0, "spine_h": 0.7, "spine_dx": 0.95,
           "jsw0_m": 0.57, "jsw0_l": 0.76, "pat_rx": 1.1, "pat_ry": 1.05}
 
 
