@@ -5,7 +5,8 @@ schematic style (``synth_knee``): the anatomy is derived from the schematic
 draws (so both styles share every random draw of the cohort), then reshaped to
 the public KL dataset's look: a 90 mm crop centred on the joint and sized to
 the knee (as the dataset's crops are: joint row and bone width spread little),
-wide flat condyles over a small bone-poor (not empty) notch, low tibial spines
+wide flat condyles under a broad, shallow, bone-poor (not empty) intercondylar
+arch, low tibial spines
 on a broad eminence, a thick subchondral plate, a faint patella, oriented
 trabeculae, and a film processing chain with per-film blur, unsharp masking,
 detector noise and windowing. Joint-space widths follow the real by-grade
