@@ -6,10 +6,9 @@ draws (so both styles share every random draw of the cohort), then reshaped to
 the public KL dataset's look: a 90 mm crop centred on the joint and sized to
 the knee (as the dataset's crops are: joint row and bone width spread little),
 wide flat condyles under a broad, shallow, bone-poor (not empty) intercondylar
-arch, low tibial spines
-on a broad eminence, a thick subchondral plate, a faint patella, oriented
-trabeculae, and a film processing chain with per-film blur, unsharp masking,
-detector noise and windowing. Joint-space widths follow the real by-grade
+arch, low tibial spines on a broad eminence, a thick subchondral plate, a faint
+patella, oriented trabeculae, and a film processing chain with per-film blur,
+unsharp masking, detector noise and windowing. Joint-space widths follow the real by-grade
 medial/lateral widths; osteophytes are shallow lips on both margins.
 """
 
