@@ -25,6 +25,10 @@ def register(sub) -> None:
     p.add_argument("--progressors", type=float, default=0.18, help="share of fast-progressing subjects")
     p.add_argument("--keep-left", action="store_true",
                    help="store left sides as acquired (mirrored) instead of flipped to right orientation")
+    p.add_argument("--healthy", default="",
+                   help="pathology signs drawn at each knee's healthy value whatever its grade, comma-separated "
+                        "(osteophytes, jsw, sclerosis, cysts, varus, flattening, spines): the same knees and "
+                        "labels without them, to see what a model or a page reads")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
 
@@ -55,6 +59,9 @@ def run(args) -> int:
                       size=args.size, seed=args.seed, style=args.style)
     kwargs.update(rater_disagreement=args.rater_disagreement, progressor_fraction=args.progressors,
                   flip_left=not args.keep_left)
+    healthy = tuple(t.strip() for t in args.healthy.split(",") if t.strip())
+    if healthy:
+        kwargs["healthy"] = healthy
 
     t0 = time.perf_counter()
     last = [0.0]

@@ -227,3 +227,15 @@ def test_healthy_signs_give_the_same_knees_without_that_sign():
     assert "healthy" not in info["generator"] and info_h["generator"]["healthy"] == ("osteophytes",)
     with pytest.raises(DataError, match="unknown pathology sign"):
         SynthConfig(healthy=("osteophyte",)).validate()
+
+
+def test_cli_healthy_writes_the_counterfactual_cohort_and_refuses_unknown_signs(tmp_path, capsys):
+    out = tmp_path / "no-ost"
+    assert cli_main(["synth", "--out", str(out), "--subjects", "3", "--visits", "0", "--size", "64",
+                     "--healthy", "osteophytes, sclerosis"]) == 0
+    assert load_cohort(out).info["generator"]["healthy"] == ["osteophytes", "sclerosis"]
+    capsys.readouterr()
+    assert cli_main(["synth", "--out", str(tmp_path / "bad"), "--subjects", "3", "--visits", "0", "--size", "64",
+                     "--healthy", "osteofytes"]) == 2
+    assert "unknown pathology sign" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()                 # nothing half-written
