@@ -8,8 +8,8 @@ the knee (as the dataset's crops are: joint row and bone width spread little),
 wide flat condyles under a broad, shallow, bone-poor (not empty) intercondylar
 arch, low tibial spines on a broad eminence, a thick subchondral plate, a faint
 patella, oriented trabeculae, and a film processing chain with per-film blur,
-unsharp masking, detector noise and windowing. Joint-space widths follow the real by-grade
-medial/lateral widths; osteophytes are shallow lips on both margins.
+unsharp masking, detector noise and windowing. Joint-space widths follow the
+real by-grade medial/lateral widths; osteophytes are shallow lips on both margins.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The schematic's pathology at the real films' strength: osteophytes on both margins (lateral
-    ones are as common as medial on the KL films), spines that sharpen only a little, mild sclerosis,
+    ones nearly as large as medial ones: on the KL films both margins brighten with OA), spines that sharpen only a little, mild sclerosis,
     and cysts only at the top grade (they rarely show at this pixel scale)."""
     P = K.pathology(s, anat, jsw_med=_JSW_MED, jsw_lat=_JSW_LAT, ost_mm=_OST_MM)
     s = np.clip(s, 0.0, 4.0)
@@ -130,8 +130,8 @@ def sample_film(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         "f_width": rng.lognormal(0.0, 0.15, n),                 # ... and its contrast around it
         "f_sat": rng.uniform(0.1, 0.5, n),           # film saturation: how much the bone is compressed
         "f_dy": rng.normal(0.0, 1.5, n),             # crop centring (mm): added to the acquisition's
-        "f_flat": rng.uniform(0.3, 0.9, n),
-        "f_tilt": rng.normal(0.0, 0.08, n),          # exposure falling off across the film (x)         # large-scale flattening (dynamic range compression)
+        "f_flat": rng.uniform(0.3, 0.9, n),          # large-scale flattening (dynamic range compression)
+        "f_tilt": rng.normal(0.0, 0.08, n),          # exposure falling off across the film (x)
     }
 
 

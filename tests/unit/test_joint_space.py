@@ -112,3 +112,17 @@ def test_falls_with_kl_on_real_knees():
     assert rho_m < rho_l                                    # OA narrows the medial side more: sides are right
     med = [np.nanmedian(js.medial_px[kl == g]) for g in range(5)]
     assert med[3] < 0.8 * med[0], med
+
+
+def test_a_narrow_gap_is_read_on_its_own_cortices_not_on_texture_above():
+    """A 4-px gap (a KL 3-4 knee) with dark trabecular blobs just above its femoral cortex in two
+    columns of three: the width is the gap's, from its half-maximum edges. The steepest falling edge
+    in the window is a blob's, which the reader took before (it read 13 px)."""
+    img = np.full((224, 224), 0.75, np.float32)
+    img[:, :14], img[:, -14:] = 0.25, 0.25            # soft tissue either side of the bones
+    img[110:114, 14:-14] = 0.30                        # the joint space, 4 px
+    blobs = (np.arange(224) // 5) % 3 != 0
+    img[101:104, blobs & (np.arange(224) >= 14) & (np.arange(224) < 210)] = 0.05   # 6-9 px above the gap
+    js = measure_joint_space(np.repeat(img[None], 2, 0), True)
+    for w in (js.medial_px, js.lateral_px, js.medial_median_px, js.lateral_median_px):
+        np.testing.assert_allclose(w, 4.0, atol=1.0)
