@@ -66,8 +66,8 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 
 def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The schematic's pathology at the real films' strength: osteophytes on both margins (lateral
-    ones nearly as large as medial ones: on the KL films both margins brighten with OA), spines that sharpen only a little, mild sclerosis,
-    and cysts only at the top grade (they rarely show at this pixel scale)."""
+    ones nearly as large as medial ones: on the KL films both margins brighten with OA), spines that
+    sharpen only a little, mild sclerosis, and cysts only at the top grade (rare at this pixel scale)."""
     P = K.pathology(s, anat, jsw_med=_JSW_MED, jsw_lat=_JSW_LAT, ost_mm=_OST_MM)
     s = np.clip(s, 0.0, 4.0)
     P["ost_l"] = _OST_LATERAL * P["ost_m"]
