@@ -7,7 +7,9 @@
 - ``interaction_latencies(sessions)``: decode-anywhere, interpolation (10 steps) and prior sampling
   (16) called at the service, ``sessions`` threads at once, each a visitor issuing requests back to
   back (no think time: the worst case) on one cached PCA map of the default cohort and the bundled
-  β-VAE, loaded once as the app's shared cache does. p50/p95 in ms per interaction.
+  β-VAE, loaded once as the app's shared cache does. p50/p95 in ms per interaction. Run twice in one
+  process: as served (``load_checkpoint(frozen=True)``: decodes at bf16 where the CPU has it natively)
+  and with the same model decoding at fp32 (the baseline), with the p95 ratio.
 
     .venv/bin/python bench/scale_interactions.py [--repeats 12] [--cohort DIR] [--think 1.0] [--torch-threads 1]
 """
@@ -141,9 +143,19 @@ def main() -> None:
 
     print(f"interactions on the cached PCA map of {len(setup[1]):,} knees (bundled beta_vae-demo), "
           f"torch threads {torch.get_num_threads()}; think_s 0 = back to back")
+    from oaviz.training.device import cpu_has_native_bf16
+
     runs = [(1, 0.0), (8, 0.0)] + ([(8, args.think)] if args.think else [])
-    table = pd.concat([interaction_latencies(s, args.repeats, setup, think) for s, think in runs])
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
+    model, tables = setup[0].model, {}
+    for precision, serving in (("served", True), ("fp32", False)):
+        model.serving = serving        # False: services.model_io.decode at full precision (the baseline)
+        tables[precision] = pd.concat([interaction_latencies(s, args.repeats, setup, think) for s, think in runs])
+    model.serving = True
+    table = tables["served"].assign(p95_fp32_ms=tables["fp32"]["p95_ms"].to_numpy(),
+                                    cpu_fp32_ms=tables["fp32"]["cpu_ms"].to_numpy())
+    table["p95_ratio"] = table["p95_ms"] / table["p95_fp32_ms"]
+    print(f"served precision: {'bf16 (native on this CPU)' if cpu_has_native_bf16() else 'fp32 (no native bf16)'}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}" if v < 10 else f"{v:.1f}"))
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 

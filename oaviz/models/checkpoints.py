@@ -23,6 +23,7 @@ import torch
 
 from oaviz.errors import ConfigError
 from oaviz.models.base import OAModel, build_model
+from oaviz.models.serving import prepare_for_serving
 from oaviz.paths import checkpoints_dir, runs_dir
 
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
@@ -91,7 +92,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     """Rebuild the model from config.json and load its safetensors weights, in eval mode.
 
     ``frozen`` also turns gradients off for good (a model shared between app
-    sessions, or a partner model); ``model_type`` refuses a checkpoint of another type.
+    sessions, or a partner model) and prepares it for serving (``serving.prepare_for_serving``:
+    faster layouts, the same images; decoded by the services at the hardware's fast precision);
+    ``model_type`` refuses a checkpoint of another type.
     """
     from safetensors.torch import load_file
 
@@ -110,18 +113,8 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu",
     if frozen:
         for q in model.parameters():
             q.requires_grad_(False)
-        _channels_last_deconvs(model)
+        prepare_for_serving(model)
     return LoadedCheckpoint(model, info, path)
-
-
-def _channels_last_deconvs(model: torch.nn.Module) -> None:
-    """Transposed-conv weights in channels-last layout: oneDNN then decodes ~25 % faster on the CPU
-    (16 latents of the demo β-VAE: 27 -> 20 ms); only the layout changes: the bundled decoders give the same
-    images bit for bit, the VQ-VAE to 1e-7.
-    Frozen (shared, inference-only) models only; encoders (plain convs) are left as they are."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.ConvTranspose2d):
-            m.to(memory_format=torch.channels_last)
 
 
 # ----------------------------------------------------------------- listing

@@ -85,13 +85,82 @@ def test_interpolation_reference_is_measured_once(vae, tiny_cohort, tmp_path, mo
     assert again.reference == first.reference
 
 
-def test_frozen_models_keep_their_images_with_channels_last_deconvs(vae):
+def test_frozen_models_keep_their_images_in_serving_layouts(vae):
     from oaviz.models.checkpoints import load_checkpoint
+    from oaviz.models.serving import SubpixelDeconv
 
     plain, frozen = load_checkpoint(vae).model, load_checkpoint(vae, frozen=True).model
     deconvs = [m for m in frozen.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     assert deconvs and all(m.weight.is_contiguous(memory_format=torch.channels_last) for m in deconvs)
     assert all(m.weight.is_contiguous() for m in plain.modules() if isinstance(m, torch.nn.ConvTranspose2d))
+    # the one-channel output layer runs in its sub-pixel form; the plain model keeps its transposed conv
+    assert isinstance(frozen.decoder.deconv[-1], SubpixelDeconv)
+    assert not any(isinstance(m, SubpixelDeconv) for m in plain.modules())
+    assert frozen.serving and not getattr(plain, "serving", False)
     z = torch.randn(16, TINY["latent_dim"], generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():   # the same sums in another order
+        torch.testing.assert_close(frozen.decode(z), plain.decode(z), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("cin,cout,bias", [(16, 1, True), (8, 3, False), (5, 4, True)])
+def test_subpixel_form_equals_the_transposed_conv(cin, cout, bias):
+    from oaviz.models.serving import SubpixelDeconv
+
+    g = torch.Generator().manual_seed(cin)
+    deconv = torch.nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1, bias=bias)
+    with torch.no_grad():
+        deconv.weight.copy_(torch.randn(deconv.weight.shape, generator=g))
+    x = torch.randn(3, cin, 7, 9, generator=g)     # odd, non-square: the phases and borders must line up
     with torch.inference_mode():
-        torch.testing.assert_close(frozen.decode(z), plain.decode(z), rtol=0, atol=1e-6)
+        torch.testing.assert_close(SubpixelDeconv(deconv)(x), deconv(x), rtol=0, atol=1e-4)
+
+
+def test_only_the_layers_it_can_rewrite_are_rewritten():
+    from oaviz.models.serving import SubpixelDeconv, is_subpixel_candidate
+
+    assert not is_subpixel_candidate(torch.nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1))  # wide: oneDNN's
+    assert not is_subpixel_candidate(torch.nn.ConvTranspose2d(16, 1, 3, stride=2, padding=0))  # KECAE's kind
+    with pytest.raises(ValueError, match="4×4 stride-2"):
+        SubpixelDeconv(torch.nn.ConvTranspose2d(16, 1, 3, stride=2))
+
+
+def test_served_models_decode_at_the_fast_precision_and_encode_at_fp32(vae, monkeypatch):
+    from oaviz.models.checkpoints import load_checkpoint
+    from oaviz.services import model_io
+    from oaviz.training import device
+
+    seen = []
+    real = device.serving_autocast
+    monkeypatch.setattr(model_io, "serving_autocast", lambda dev: seen.append(dev) or real(dev))
+    plain, served = load_checkpoint(vae).model, load_checkpoint(vae, frozen=True).model
+    Z = np.random.default_rng(0).standard_normal((4, TINY["latent_dim"])).astype(np.float32)
+    a, b = model_io.decode(plain, Z), model_io.decode(served, Z)
+    assert len(seen) == 1                     # the served model only; training-side decodes stay fp32
+    assert b.dtype == np.float32 and np.abs(a - b).max() < 0.02   # bf16 where the CPU has it: ~1 grey level
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(1))
+    np.testing.assert_allclose(model_io.encode(served, x), model_io.encode(plain, x), rtol=0, atol=1e-5)
+
+
+def test_native_bf16_can_be_turned_off(monkeypatch):
+    from oaviz.training import device
+
+    device.cpu_has_native_bf16.cache_clear()
+    monkeypatch.setenv("OAVIZ_SERVE_FP32", "1")
+    try:
+        assert device.cpu_has_native_bf16() is False
+        assert not isinstance(device.serving_autocast(torch.device("cpu")), torch.autocast)
+    finally:
+        device.cpu_has_native_bf16.cache_clear()
+
+
+def test_interpolation_reads_row_latents_from_the_shared_cohort_latents(vae, tiny_cohort, monkeypatch):
+    from oaviz.services import interpolation as ip
+    from oaviz.services import model_io
+    from oaviz.services.kl_probe import cohort_latents
+
+    c = load_cohort(tiny_cohort)
+    Z = cohort_latents(vae, c)
+    monkeypatch.setattr(model_io, "encode", lambda *a, **k: pytest.fail("re-encoded a cohort row"))
+    r = ip.interpolate(vae, c, 0, 5, steps=4)
+    np.testing.assert_allclose(r.Z[0], Z[0], atol=1e-6)
+    np.testing.assert_allclose(r.Z[-1], Z[5], atol=1e-6)
