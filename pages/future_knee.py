@@ -9,7 +9,7 @@ import streamlit as st
 from oaviz.errors import DataError
 from oaviz.services import cohort_risk
 from oaviz.services.measure import images_pixel_mm
-from oaviz.ui import cached, cohort_notes, jobs_panel, layout, state
+from oaviz.ui import cached, cohort_notes, jobs_panel, layout, readings, state
 from oaviz.ui.images import signed, heat, to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap, current_model, pick_checkpoint_with
@@ -75,9 +75,10 @@ with st.container(border=True):
             st.error(redact(str(e)), icon=":material/error:")
     jobs_panel.session_jobs("future.jobs", key="future")
 
+seen = readings.read(ctx, np.stack([res.today, res.mean, *res.futures]), ckpt)
 cols = st.columns(5)
-cols[0].image(to_uint8(res.today), caption="today", width="stretch")
-cols[1].image(to_uint8(res.mean), caption=f"mean of {res.n_samples} futures", width="stretch")
+cols[0].image(to_uint8(res.today), caption=f"today\n{seen.caption(0)}", width="stretch")
+cols[1].image(to_uint8(res.mean), caption=f"mean of {res.n_samples} futures\n{seen.caption(1)}", width="stretch")
 cols[2].image(heat(res.std), caption="spread (per-pixel std)", width="stretch")
 cols[3].image(signed(res.difference), caption="mean future − today (blue: darker)", width="stretch")
 if res.real_future is not None:
@@ -102,7 +103,9 @@ st.markdown("**Each sampled future**")
 fc = st.columns(min(8, len(res.futures)))
 for i, img in enumerate(res.futures):
     p = res.kl_probs_samples[i]
-    fc[i % len(fc)].image(to_uint8(img), caption=f"#{i} · KL {int(np.argmax(p))} ({p.max():.0%})", width="stretch")
+    fc[i % len(fc)].image(to_uint8(img), caption=f"#{i} · risk classifier KL {int(np.argmax(p))} ({p.max():.0%})"
+                          f"\n{seen.caption(2 + i)}", width="stretch")
+readings.explain(seen)
 
 fig = go.Figure()
 grades = [f"KL {g}" for g in range(len(res.kl_probs_now))]

@@ -6,8 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from oaviz.services.measure import jsw_caption, measured_jsw
-from oaviz.ui import cached, cohort_notes, layout, state
+from oaviz.ui import cached, cohort_notes, layout, readings, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
 from oaviz.ui.model_pick import Cap
@@ -24,7 +23,7 @@ cohort_notes.say_missing(cohort, "kl_true")
 def grade_caption(pred: np.ndarray | None, probs: np.ndarray | None, i: int) -> str:
     if pred is None:
         return ""
-    return f"KL {int(pred[i])} ({probs[i].max():.0%})"
+    return f"probe KL {int(pred[i])} ({probs[i].max():.0%})"
 
 
 tab_path, tab_axis = st.tabs(["Between two knees", "Severity axis"])
@@ -44,9 +43,10 @@ with tab_path:
         st.info("Upload a file for each knee chosen as an upload.")
     else:
         res = cached.interpolate(model_ref, cohort_ref, a, b, steps, path)
-        js = measured_jsw(res.images, cohort)
-        image_row(res.images, [f"t={t:.2f}\n{grade_caption(res.pred_kl, res.kl_probs, i)}\n{jsw_caption(js, i)}"
+        seen = readings.read(ctx, res.images)
+        image_row(res.images, [f"t={t:.2f}\n{grade_caption(res.pred_kl, res.kl_probs, i)}\n{seen.caption(i)}"
                                for i, t in enumerate(res.t)])
+        readings.explain(seen)
         ratio = res.manifold_ratio
         m = st.columns(3)
         m[0].metric("Worst on-manifold ratio", f"{ratio.max():.2f}",
@@ -98,9 +98,10 @@ with tab_axis:
                     border=True)
         m[3].metric("This knee on the axis", f"{walk.position:+.2f} grades", border=True)
         st.image(to_uint8(walk.original), caption="the knee as the model sees it", width=160)
-        js = measured_jsw(walk.images, cohort)
+        seen = readings.read(ctx, walk.images)
         image_row(walk.images, [f"{g:+.1f} grade{'s' if abs(g) != 1 else ''}\n"
-                                f"{grade_caption(walk.pred_kl, walk.kl_probs, i)}\n{jsw_caption(js, i)}"
+                                f"{grade_caption(walk.pred_kl, walk.kl_probs, i)}\n{seen.caption(i)}"
                                 for i, g in enumerate(walk.grades)])
+        readings.explain(seen)
         st.caption(f"Direction: {method}; removed nuisance directions: {', '.join(s.nuisance_names) or 'none'}; "
                    f"one grade = {s.grade_step:.2f} latent units.")

@@ -9,7 +9,7 @@ from oaviz.errors import DataError
 from oaviz.services import jobs as job_service
 from oaviz.services.cohorts import cohort_dir_for
 from oaviz.services.measure import images_pixel_mm
-from oaviz.ui import cached, jobs_panel, layout, loaders, state
+from oaviz.ui import cached, jobs_panel, layout, loaders, readings, state
 from oaviz.ui.demo import demo_mode, own_cohorts_root, redact
 from oaviz.ui.images import heat, to_uint8
 from oaviz.ui.model_pick import Cap, pick_checkpoint_with
@@ -43,13 +43,17 @@ res = cached.exchange(ModelRef.of(ckpt), ctx.cohort_ref, a, b)
 p = res.p_grade_b
 st.caption(f"Discriminator: {info.get('card', {}).get('discriminator', 'see the checkpoint card')}. "
            f"P(KL {gb}) under each image.")
+seen = readings.read(ctx, np.stack([res.recon_a, res.exchanged_a, res.recon_b, res.exchanged_b]), ckpt)
 cols = st.columns(4)
-cols[0].image(to_uint8(res.recon_a), caption=f"{res.id_a} (KL {ga}) reconstructed · P(KL {gb}) {p['recon_a']:.0%}", width="stretch")
-cols[1].image(to_uint8(res.exchanged_a), caption=f"with the KL {gb} key · P(KL {gb}) {p['exchanged_a']:.0%}",
-              width="stretch")
-cols[2].image(to_uint8(res.recon_b), caption=f"{res.id_b} (KL {gb}) reconstructed · P(KL {gb}) {p['recon_b']:.0%}", width="stretch")
-cols[3].image(to_uint8(res.exchanged_b), caption=f"with the KL {ga} key · P(KL {gb}) {p['exchanged_b']:.0%}",
-              width="stretch")
+cols[0].image(to_uint8(res.recon_a), caption=f"{res.id_a} (KL {ga}) reconstructed · P(KL {gb}) {p['recon_a']:.0%}"
+              f"\n{seen.caption(0)}", width="stretch")
+cols[1].image(to_uint8(res.exchanged_a), caption=f"with the KL {gb} key · P(KL {gb}) {p['exchanged_a']:.0%}"
+              f"\n{seen.caption(1)}", width="stretch")
+cols[2].image(to_uint8(res.recon_b), caption=f"{res.id_b} (KL {gb}) reconstructed · P(KL {gb}) {p['recon_b']:.0%}"
+              f"\n{seen.caption(2)}", width="stretch")
+cols[3].image(to_uint8(res.exchanged_b), caption=f"with the KL {ga} key · P(KL {gb}) {p['exchanged_b']:.0%}"
+              f"\n{seen.caption(3)}", width="stretch")
+readings.explain(seen)
 d = st.columns(4)
 d[1].image(heat(res.diff_a), caption="where it changed (|exchanged − reconstruction|)", width="stretch")
 d[3].image(heat(res.diff_b), caption="where it changed", width="stretch")

@@ -8,7 +8,7 @@ import streamlit as st
 from oaviz.services.exports import csv_bytes
 from oaviz.errors import ConfigError, DataError
 from oaviz.services.latent_map import decode_at, neighbours, selection_stats
-from oaviz.ui import cached, cohort_notes, layout, state
+from oaviz.ui import cached, cohort_notes, layout, readings, state
 from oaviz.ui.images import overlay, to_uint8
 from oaviz.ui.knee_picker import UPLOAD_TYPES
 from oaviz.ui.map_figure import latent_map_figure, selected_points, severity_map_figure
@@ -129,7 +129,8 @@ with right:
         near = meta.iloc[dp.nearest_row]
         st.markdown(f"**Decoded at ({x:.2f}, {y:.2f})**")
         d = st.columns(2)
-        d[0].image(to_uint8(dp.image), caption="decoded latent", width="stretch")
+        seen = readings.read(ctx, dp.image[None])
+        d[0].image(to_uint8(dp.image), caption=f"decoded latent\n{seen.caption(0)}", width="stretch")
         d[1].image(cohort.images[dp.nearest_row], caption=f"nearest real knee {near['image_id']} "
                    f"({dp.nearest_distance_2d:.2f} away on the map)", width="stretch")
         st.caption("PCA decodes the exact inverse; UMAP and t-SNE have none, so the latent is the distance-"

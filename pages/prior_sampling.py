@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from oaviz.ui import cached, layout, state
+from oaviz.ui import cached, layout, readings, state
 from oaviz.ui.images import to_uint8
 
 from oaviz.ui.model_pick import Cap
 
 COLUMNS = 8
 ctx = layout.start_page("pages/prior_sampling.py", "Knees the model imagines: latents drawn from the prior "
-                        "N(0, T²·I), decoded. Each sample's KL grade is read by a probe trained on the cohort's real "
-                        "latents.", cohort="optional", model=Cap.VECTOR_LATENT)
+                        "N(0, T²·I), decoded. Each sample's grade is read twice: by a probe on the cohort's real latents "
+                        "(what the model believes) and by an independent classifier on the image (what it shows).",
+                        cohort="optional", model=Cap.VECTOR_LATENT)
 model, cohort_ref = ctx.model, ctx.cohort_ref
 
 c = st.columns(3)
@@ -35,6 +36,7 @@ if res.nearest_distance is not None and res.reference:
                      "real knee: about 1 looks like real data.")
     m[2].metric("Median prior log-density", f"{np.median(res.log_density):.1f}", border=True)
 
+seen = readings.read(ctx, res.images)
 for start in range(0, len(res.images), COLUMNS):
     cols = st.columns(COLUMNS)
     for j, col in enumerate(cols):
@@ -43,8 +45,9 @@ for start in range(0, len(res.images), COLUMNS):
             break
         cap = f"#{i}"
         if res.pred_kl is not None:
-            cap += f" · KL {int(res.pred_kl[i])} ({res.kl_probs[i].max():.0%})"
-        col.image(to_uint8(res.images[i]), caption=cap, width="stretch")
+            cap += f" · probe KL {int(res.pred_kl[i])} ({res.kl_probs[i].max():.0%})"
+        col.image(to_uint8(res.images[i]), caption=f"{cap}\n{seen.caption(i)}", width="stretch")
+readings.explain(seen)
 
 if Cap.PROTOTYPES in model.capabilities:
     st.subheader("Near a prototype", anchor=False)
@@ -56,8 +59,10 @@ if Cap.PROTOTYPES in model.capabilities:
     near = cached.sample_near_prototype(model.ref, cohort_ref, k, n, thr, seed)
     st.caption(f"{len(near.images)} of {near.n_requested} samples kept (similarity ≥ {thr:.2f}).")
     cols = st.columns(COLUMNS)
-    for i, img in enumerate(near.images[:COLUMNS * 2]):
+    shown = near.images[:COLUMNS * 2]
+    near_seen = readings.read(ctx, shown)
+    for i, img in enumerate(shown):
         cap = f"sim {near.similarity[i]:.2f}"
         if near.pred_kl is not None:
-            cap += f" · KL {int(near.pred_kl[i])}"
-        cols[i % COLUMNS].image(to_uint8(img), caption=cap, width="stretch")
+            cap += f" · probe KL {int(near.pred_kl[i])}"
+        cols[i % COLUMNS].image(to_uint8(img), caption=f"{cap}\n{near_seen.caption(i)}", width="stretch")

@@ -10,7 +10,7 @@ import streamlit as st
 
 from oaviz.errors import DataError
 from oaviz.services.prototypes import matched_baseline_for
-from oaviz.ui import cached, layout, loaders, state
+from oaviz.ui import cached, layout, loaders, readings, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.model_pick import Cap, can
 from oaviz.ui.map_params import size_safe_params
@@ -28,6 +28,7 @@ table = rep.table
 K = len(rep.decoded)
 
 st.subheader("Decoded prototypes", anchor=False)
+seen = readings.read(ctx, rep.decoded)
 for start in range(0, K, COLUMNS):
     cols = st.columns(COLUMNS)
     for j, col in enumerate(cols):
@@ -37,8 +38,9 @@ for start in range(0, K, COLUMNS):
         r = table.iloc[k]
         maj = "—" if pd.isna(r["majority_kl"]) else f"KL {int(r['majority_kl'])}"
         col.image(to_uint8(rep.decoded[k]), width="stretch",
-                  caption=f"#{k} · {int(r['size'])} knees · {maj} · purity {r['purity']:.0%}"
-                  if r["size"] else f"#{k} · empty")
+                  caption=(f"#{k} · {int(r['size'])} knees · {maj} · purity {r['purity']:.0%}"
+                           if r["size"] else f"#{k} · empty") + f"\n{seen.caption(k)}")
+readings.explain(seen)
 
 left, right = st.columns([3, 2])
 with left:

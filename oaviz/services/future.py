@@ -27,10 +27,10 @@ import torch
 
 from oaviz.analysis.progression_risk import progression_risk
 from oaviz.data.cohort import Cohort
-from oaviz.data.transforms import resize_images
 from oaviz.errors import ConfigError, DataError
 from oaviz.models.base import Cap
 from oaviz.models.checkpoints import LoadedCheckpoint, load_checkpoint, resolve_checkpoint
+from oaviz.services.measure import kl_probs
 from oaviz.services.model_io import array_input, as_checkpoint, eval_mode, model_inputs, require_capability
 
 
@@ -138,16 +138,6 @@ def follow_up_row(cohort: Cohort, row: int, months: int) -> int | None:
     hit = np.flatnonzero(((m["subject_id"] == m["subject_id"].iloc[row]) & (side == side.iloc[row])
                           & (m["visit_month"] == m["visit_month"].iloc[row] + months)).to_numpy())
     return int(hit[0]) if len(hit) else None
-
-
-@torch.no_grad()
-def kl_probs(classifier, images: torch.Tensor) -> np.ndarray:
-    """P(KL = 0…4) [n, 5] of images [n, 1, S, S] in [0, 1], resized to the classifier's input."""
-    size = int(classifier.config.image_size)
-    x = resize_images(images[:, 0].float().cpu().numpy(), size, 1.0)
-    dev = next(classifier.parameters()).device
-    with eval_mode(classifier):
-        return classifier.predict_kl_proba(x.to(dev)).float().cpu().numpy().astype(np.float64)
 
 
 def _steps_for(models: FutureModels, horizon: int | None) -> tuple[int, int]:

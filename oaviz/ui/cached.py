@@ -175,3 +175,12 @@ def place_on_pca_map(model: ModelRef, cohort: CohortRef, images: np.ndarray) -> 
     from oaviz.services.latent_map import place_images
 
     return place_images(model.load(), latent_map(model, cohort, **PCA_MAP), np.asarray(images, np.float32))
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def image_readings(reader: ModelRef | None, cohort: CohortRef | None, images: np.ndarray):
+    """``measure.read_images``: JSW and the independent reader's KL for images [n, S, S] (a few ms per image)."""
+    from oaviz.services.measure import read_images
+
+    return read_images(images, cohort.load() if cohort is not None else None,
+                       reader.load() if reader is not None else None)

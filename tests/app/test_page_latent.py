@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.app.helpers import assert_no_exception, needs_bundled
 
 import pytest
@@ -54,8 +56,9 @@ def test_interpolation_page_decodes_the_path_and_the_steps_slider_changes_it(ope
     n0 = len(at.image)
     assert n0 >= 8  # the default 8 steps
     captions = [i.proto.imgs[0].caption for i in at.image]
-    measured = [c for c in captions if "JSW med " in c and c.endswith(" mm")]
-    assert len(measured) >= 8          # every decoded step shows the JSW measured on it
+    measured = [c for c in captions if re.search(r"JSW med [\d.—]+ / lat [\d.—]+ mm · reads KL [0-4] \(\d+%\)$", c)]
+    assert len(measured) >= 8          # every decoded step: the JSW measured on it, the independent reader's KL
+    assert any("dual_head-dual-demo" in c.value for c in at.caption)   # and the page names the reader
     assert any(m.label == "Worst on-manifold ratio" for m in at.metric)
     assert at.get("plotly_chart")
     at.slider(key="interp.steps").set_value(4).run()
@@ -134,7 +137,9 @@ def test_latent_map_page_plots_colours_and_shows_detail_and_decoded_spot(open_pa
     at.run()
     _ok(at)
     captions = [i.proto.imgs[0].caption for i in at.image]
-    assert "reconstruction" in captions and "decoded latent" in captions
+    assert "reconstruction" in captions
+    decoded = [c for c in captions if c.startswith("decoded latent\n")]
+    assert len(decoded) == 1 and re.search(r"JSW med .* · reads KL [0-4] \(\d+%\)$", decoded[0])
     assert sum("d=" in c for c in captions) == 6  # six nearest neighbours
     # another projection recomputes and says which
     at.segmented_control(key="map.method").set_value("tsne").run()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from tests.app.helpers import assert_no_exception
 
 import shutil
@@ -83,8 +85,10 @@ def test_key_exchange_page_shows_the_four_images_and_probabilities(open_page, wi
     a, b = at.selectbox(key="exchange.a").value, at.selectbox(key="exchange.b").value
     res = exchange_pair(with_method_ckpts / "ke", at.selectbox(key="oaviz.cohort").value, a, b)
     p = res.p_grade_b
-    assert [c.rsplit(" ", 1)[1] for c in probs] == [f"{p[k]:.0%}" for k in ("recon_a", "exchanged_a", "recon_b",
-                                                                          "exchanged_b")]
+    assert [re.search(r"P\(KL 2\) (\d+%)", c).group(1) for c in probs] == [
+        f"{p[k]:.0%}" for k in ("recon_a", "exchanged_a", "recon_b", "exchanged_b")]
+    # and what an independent classifier (not KECAE's judge) reads on each, with the JSW measured on it
+    assert all(re.search(r"JSW med .* · reads KL [0-4] \(\d+%\)", c) for c in probs)
     assert probs[0].startswith(f"{res.id_a} (KL 0) reconstructed") and probs[2].startswith(f"{res.id_b} (KL 2)")
     assert [m.value for m in at.metric] == ["yes" if res.flipped[k] else "no" for k in ("exchanged_a", "exchanged_b")]
     b = at.selectbox(key="exchange.b")
