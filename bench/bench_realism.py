@@ -178,8 +178,7 @@ def cues(generator: dict, work: Path, subjects: int = 200) -> dict:
     from oaviz.analysis.cue_reliance import cue_reliance
     from oaviz.data.synthetic import SynthConfig
 
-    names = {f.name for f in dataclasses.fields(SynthConfig)}
-    cfg = SynthConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in generator.items() if k in names})
+    cfg = SynthConfig.from_card(generator)
     cfg = dataclasses.replace(cfg, subjects=subjects, seed=cfg.seed + 1)
     return cue_reliance({"synthetic-only": work / "models" / "synthetic-only",
                          "real-trained": work / "models" / "scratch-100-s0"}, cfg)

@@ -28,7 +28,7 @@ from oaviz.analysis.paired_tests import bootstrap_ci, fast_auc
 from oaviz.analysis.progression_risk import progression_risk, progression_target
 from oaviz.data.cohort import load_cohort
 from oaviz.data.registration import register_follow_up
-from oaviz.data.synthetic import BASELINE_PREVALENCE, progression_bayes_ceiling
+from oaviz.data.synthetic import SynthConfig, progression_ceiling
 from oaviz.paths import default_cohort_dir
 from oaviz.services.future import follow_up_row, generate_futures, load_future_models
 from oaviz.services.model_io import model_inputs
@@ -48,10 +48,9 @@ def auc_ci(y, score, groups) -> str:
 
 
 def ceiling_of(c):
-    """The cohort card's Bayes ceiling, else one simulated from the generator settings it records."""
-    gen = c.info.get("generator") or {}
-    return progression_bayes_ceiling(float(gen.get("progressor_fraction", 0.18)), BASELINE_PREVALENCE,
-                                     tuple(gen.get("visits", (0, 12, 24))), HORIZON)
+    """The Bayes ceiling simulated from the generator settings the cohort card records (a visible-risk
+    cohort's reads each knee's cues too)."""
+    return progression_ceiling(SynthConfig.from_card(c.info.get("generator") or {}), HORIZON)
 
 
 def main() -> None:
@@ -88,7 +87,8 @@ def main() -> None:
     risk, no_change = np.array(risk), np.array(no_change)
     d_gen, d_real = np.array(d_gen, dtype=float), np.array(d_real, dtype=float)
     ceiling = ceiling_of(c)
-    best = ceiling.risk_at(meta["severity"].to_numpy(float)[rows])
+    cue = meta["progression_cue"].to_numpy(float)[rows] if "progression_cue" in meta else None
+    best = ceiling.risk_at(meta["severity"].to_numpy(float)[rows], cue)
     print(f"{models.path.name}: {len(rows)} test knees below KL 4 with a {HORIZON}-month follow-up "
           f"({len(np.unique(groups))} subjects; true KL rises in {rise.sum()}, rater's KL in "
           f"{rater_rise[rater_ok].sum()}), {n} futures × {steps} DDIM steps each, {dt:.0f} s")

@@ -29,6 +29,10 @@ def register(sub) -> None:
                    help="pathology signs drawn at each knee's healthy value whatever its grade, comma-separated "
                         "(osteophytes, jsw, sclerosis, cysts, varus, flattening, spines): the same knees and "
                         "labels without them, to see what a model or a page reads")
+    p.add_argument("--visible-risk", action="store_true",
+                   help="knees: part of each subject's progression risk shows in its baseline image (alignment, "
+                        "a narrow joint space for its size), part is its own and unseen; the cohort card's Bayes "
+                        "ceiling then reads both (default: the odds depend on the grade alone)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
 
@@ -62,6 +66,8 @@ def run(args) -> int:
     healthy = tuple(t.strip() for t in args.healthy.split(",") if t.strip())
     if healthy:
         kwargs["healthy"] = healthy
+    if args.visible_risk:
+        kwargs["visible_risk"] = True
 
     t0 = time.perf_counter()
     last = [0.0]

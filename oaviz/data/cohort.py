@@ -32,7 +32,7 @@ from oaviz.errors import DataError
 
 FORMAT_VERSION = 1
 REQUIRED_COLUMNS = ("image_id", "subject_id", "visit_month", "side", "label", "kl", "oa", "split")
-OPTIONAL_COLUMNS = ("kl_true", "severity", "jsw_mm", "progressor", "landmarks")
+OPTIONAL_COLUMNS = ("kl_true", "severity", "jsw_mm", "progressor", "progression_cue", "landmarks")
 SPLITS = ("train", "val", "test")
 KL_GRADES = (0, 1, 2, 3, 4)  # Kellgren–Lawrence: 0 none, 1 doubtful, 2 minimal (OA from here), 3 moderate, 4 severe
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)

@@ -64,6 +64,11 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     return A
 
 
+def progression_cues(anat: dict[str, np.ndarray]) -> np.ndarray:
+    """The schematic's cue logit (``synth_knee.progression_cues``) on the film's healthy-JSW scale."""
+    return K.progression_cues(anat, jsw_scale=_SCALE["jsw0_m"])
+
+
 def pathology(s: np.ndarray, anat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The schematic's pathology at the real films' strength: osteophytes on both margins (lateral
     ones nearly as large as medial ones: on the KL films both margins brighten with OA), spines that

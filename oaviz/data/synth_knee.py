@@ -97,6 +97,21 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     }
 
 
+# Progression cues a baseline radiograph shows (visible-risk cohorts, ``synth_progression``): log odds ratio
+# of being a progressor per SD of constitutional varus alignment (the tibia's tilt: varus knees progress
+# medially several times as often, Sharma et al. 2001) and per SD of a narrow healthy medial joint space
+# for the knee's size. Both are rendered at every grade, so an image can read them.
+CUE_LOG_OR = {"varus": 0.8, "narrow_jsw": 0.5}
+_VARUS0_SD, _JSW0_M = 1.2, (5.2, 0.55)     # sample_anatomy's draws (degrees; mm at a = 1)
+
+
+def progression_cues(anat: dict[str, np.ndarray], jsw_scale: float = 1.0) -> np.ndarray:
+    """Cue logit [n] of subjects with anatomy ``anat`` (jsw_scale: a style's scale of the healthy JSW)."""
+    z_varus = anat["varus0"] / _VARUS0_SD
+    z_narrow = -(anat["jsw0_m"] / (anat["a"] * _JSW0_M[0] * jsw_scale) - 1.0) * _JSW0_M[0] / _JSW0_M[1]
+    return CUE_LOG_OR["varus"] * z_varus + CUE_LOG_OR["narrow_jsw"] * z_narrow
+
+
 def pathology(s: np.ndarray, anat: dict[str, np.ndarray], jsw_med=_JSW_MED, jsw_lat=_JSW_LAT,
               ost_mm=_OST_MM) -> dict[str, np.ndarray]:
     """Per-image pathology from severity s (shape [B]) and the subject's anatomy.

@@ -14,7 +14,7 @@ chunks, so the same seed gives byte-identical images.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from oaviz.data.synth_progression import (PROGRESSION_RELATIVE_RISK, kl_from_severity,  # noqa: F401
+from oaviz.data.synth_progression import (CUE_SEED, PROGRESSION_RELATIVE_RISK, kl_from_severity,  # noqa: F401
                                           progression_bayes_ceiling, sample_severity, severity_at)
 from oaviz.data.cohort import assign_splits, cohort_writer, encode_landmarks
 from oaviz.data.synth_render import col, gaussian_blur, glyph, sample_texture, texture_bank
@@ -54,6 +54,17 @@ class SynthConfig:
     # cohort, the same knees and grades without e.g. osteophytes (see HEALTHY_TERMS). Not in cohort.json
     # when empty, so ordinary cohorts keep their bytes.
     healthy: tuple[str, ...] = ()
+    # Knees only: part of each subject's progression risk shows in its baseline image (alignment, a narrow
+    # joint space for its size) and part is its own, unseen (synth_progression). Off: the odds depend on the
+    # grade alone, as in every cohort made before. Not in cohort.json when off.
+    visible_risk: bool = False
+
+    @classmethod
+    def from_card(cls, generator: dict) -> "SynthConfig":
+        """The config a cohort card's ``generator`` entry records (JSON lists back to tuples; keys this
+        version does not know are ignored, ones the card omits take their defaults)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in generator.items() if k in names})
 
     def validate(self) -> None:
         if self.joint not in ("knee", "hip"):
@@ -72,6 +83,8 @@ class SynthConfig:
             raise DataError(f"rater_disagreement must be in [0, 0.6], got {self.rater_disagreement}")
         if not 0.0 <= self.progressor_fraction <= 1.0:
             raise DataError(f"progressor_fraction must be in [0, 1], got {self.progressor_fraction}")
+        if self.visible_risk and self.joint != "knee":
+            raise DataError("visible_risk exists for knees only (the hip model has no progression cues)")
         unknown = sorted(set(self.healthy) - set(HEALTHY_TERMS))
         if unknown:
             raise DataError(f"healthy: unknown pathology sign(s) {unknown}; known: {sorted(HEALTHY_TERMS)}")
@@ -220,7 +233,11 @@ def sample_design(cfg: SynthConfig) -> dict:
     rng = np.random.default_rng(cfg.seed)
     n_sub, visits = cfg.subjects, np.asarray(cfg.visits, dtype=np.int64)
     anat = mod.sample_anatomy(rng, n_sub)
-    s0, rate, progressor = sample_severity(rng, n_sub, cfg.progressor_fraction, BASELINE_PREVALENCE)
+    cue = hidden = None
+    if cfg.visible_risk:   # the hidden part from its own stream: every other draw stays the same
+        cue = mod.progression_cues(anat)
+        hidden = np.random.default_rng([cfg.seed, CUE_SEED]).standard_normal(n_sub)
+    s0, rate, progressor = sample_severity(rng, n_sub, cfg.progressor_fraction, BASELINE_PREVALENCE, cue, hidden)
     side_sub = np.where(rng.uniform(0, 1, n_sub) < 0.5, "R", "L")
     tex_sub = rng.integers(0, 48, n_sub)
 
@@ -246,7 +263,7 @@ def sample_design(cfg: SynthConfig) -> dict:
             P_img[key] = P0[key]
     return dict(mod=mod, n_sub=n_sub, sub_idx=sub_idx, months=months, severity=severity, kl_true=kl_true,
                 kl=kl, acq=acq, bank=bank, sides=sides, tex_sub=tex_sub, A=A_img, P=P_img,
-                progressor=progressor)
+                progressor=progressor, cue=None if cue is None else cue[sub_idx])
 
 
 def render_chunks(cfg: SynthConfig, d: dict, progress: Callable[[int, int], None] | None = None):
@@ -300,10 +317,12 @@ def cohort_tables(cfg: SynthConfig, d: dict, lms: np.ndarray) -> tuple[pd.DataFr
         "progressor": progressor[sub_idx].astype(int),
         "landmarks": [encode_landmarks(p) for p in lms],
     })
+    if d.get("cue") is not None:   # the log-odds the baseline image shows (what the Bayes risk reads)
+        meta.insert(meta.columns.get_loc("progressor") + 1, "progression_cue", np.round(d["cue"], 4))
     info = {
         "source": "synthetic",
         "joint": cfg.joint,
-        "generator": {k: v for k, v in asdict(cfg).items() if k != "healthy" or v},
+        "generator": {k: v for k, v in asdict(cfg).items() if k not in ("healthy", "visible_risk") or v},
         "pixel_spacing_mm": round(fov / cfg.size, 5),
         "pixel_spacing_note": "nominal; each image also has a per-image magnification (±4 %)",
         "preprocessing": ["left sides mirrored to right orientation"] if cfg.flip_left else [],
@@ -315,9 +334,17 @@ def cohort_tables(cfg: SynthConfig, d: dict, lms: np.ndarray) -> tuple[pd.DataFr
     }
     horizon = next((b - a for a, b in zip(cfg.visits, cfg.visits[1:])), None)
     if horizon:  # the best risk AUC any image can give on this cohort, from its own progression model
-        info["progression_bayes_ceiling"] = progression_bayes_ceiling(
-            cfg.progressor_fraction, BASELINE_PREVALENCE, cfg.visits, horizon, seed=cfg.seed).to_dict()
+        info["progression_bayes_ceiling"] = progression_ceiling(cfg, horizon).to_dict()
     return meta, info
+
+
+def progression_ceiling(cfg: SynthConfig, horizon: int):
+    """``synth_progression.BayesCeiling`` of cohorts made with ``cfg`` (its progression model, and in a
+    visible-risk cohort the joint module's cues of freshly drawn anatomy)."""
+    mod = _joint_module(cfg.joint, cfg.style)
+    cues = (lambda r, n: mod.progression_cues(mod.sample_anatomy(r, n))) if cfg.visible_risk else None
+    return progression_bayes_ceiling(cfg.progressor_fraction, BASELINE_PREVALENCE, cfg.visits, horizon,
+                                     seed=cfg.seed, cues=cues)
 
 
 def generate_cohort(out: str | Path, joint: str = "knee", subjects: int = 600,

@@ -239,3 +239,68 @@ def test_cli_healthy_writes_the_counterfactual_cohort_and_refuses_unknown_signs(
                      "--healthy", "osteofytes"]) == 2
     assert "unknown pathology sign" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()                 # nothing half-written
+
+
+def test_visible_risk_puts_part_of_the_progression_odds_in_the_baseline_image():
+    """Progressors lean to the cues the image renders (varus alignment, a narrow healthy medial joint space
+    for the knee's size); the same knees and severities otherwise, the same progressor share, and an unseen
+    per-subject part left (the cues do not decide who progresses)."""
+    from oaviz.analysis.paired_tests import fast_auc
+    from oaviz.data import synth_knee
+
+    plain = sample_design(SynthConfig(subjects=6000, seed=3))
+    cued = sample_design(SynthConfig(subjects=6000, seed=3, visible_risk=True))
+    A, first = cued["A"], cued["months"] == 0
+    prog = cued["progressor"]
+    cue = synth_knee.progression_cues({k: v[first] for k, v in A.items()})
+    np.testing.assert_array_equal(cued["kl"][first], plain["kl"][first])          # the same baseline knees
+    np.testing.assert_array_equal(A["varus0"], plain["A"]["varus0"])
+    assert abs(prog.mean() - plain["progressor"].mean()) < 0.015                   # the same share progresses
+    can = cued["kl_true"][first] < 4
+    gap = cue[can][prog[can]].mean() - cue[can][~prog[can]].mean()
+    plain_gap = cue[can][plain["progressor"][can]].mean() - cue[can][~plain["progressor"][can]].mean()
+    assert gap > 0.4 and abs(plain_gap) < 0.1                                     # cued vs grade-only odds
+    assert 0.6 < fast_auc(prog[can], cue[can]) < 0.85                                                        # informative, not decisive
+    np.testing.assert_allclose(cued["cue"][first], cue)                            # what the card stores
+
+
+def test_visible_risk_raises_the_bayes_ceiling_and_its_risk_needs_the_cues():
+    from oaviz.analysis.paired_tests import fast_auc
+    from oaviz.data import synth_knee
+    from oaviz.data.synth_progression import kl_from_severity, sample_severity, severity_at
+    from oaviz.data.synthetic import BASELINE_PREVALENCE, progression_bayes_ceiling
+
+    draw = lambda r, n: synth_knee.progression_cues(synth_knee.sample_anatomy(r, n))   # noqa: E731
+    b = progression_bayes_ceiling(0.18, BASELINE_PREVALENCE, (0, 12, 24), 12, n_subjects=200_000, cues=draw)
+    assert b.auc > b.grade_only_auc + 0.015 and b.to_dict()["grade_only_auc"] == round(b.grade_only_auc, 4)
+    rng = np.random.default_rng(123)                       # an independent draw of the same model
+    cue, hidden = draw(rng, 100_000), rng.standard_normal(100_000)
+    s0, rate, _ = sample_severity(rng, 100_000, 0.18, BASELINE_PREVALENCE, cue, hidden)
+    # the visits with a 12-month follow-up: months 0 and 12, each knee with its subject's cues
+    s_now = np.concatenate([severity_at(s0, rate, 0), severity_at(s0, rate, 12)])
+    s_next = np.concatenate([severity_at(s0, rate, 12), severity_at(s0, rate, 24)])
+    c_now = np.tile(cue, 2)
+    ok = kl_from_severity(s_now) < 4
+    rise = (kl_from_severity(s_next) > kl_from_severity(s_now))[ok]
+    assert fast_auc(rise, b.risk_at(s_now[ok], c_now[ok])) == pytest.approx(b.auc, abs=0.01)
+    with pytest.raises(ValueError, match="cue logits"):
+        b.risk_at(s_now)
+
+
+def test_visible_risk_cohort_card_and_cli(tmp_path, capsys):
+    out = tmp_path / "cued"
+    assert cli_main(["synth", "--out", str(out), "--subjects", "4", "--visits", "0,12", "--size", "64",
+                     "--visible-risk"]) == 0
+    c = load_cohort(out)
+    assert c.info["generator"]["visible_risk"] is True and "grade_only_auc" in c.info["progression_bayes_ceiling"]
+    cue = c.metadata["progression_cue"].to_numpy()
+    assert np.isfinite(cue).all() and (cue.reshape(4, 2)[:, 0] == cue.reshape(4, 2)[:, 1]).all()  # per subject
+    assert "visible_risk" not in load_cohort(_plain_cohort(tmp_path)).info["generator"]          # off: not written
+    with pytest.raises(DataError, match="knees only"):
+        SynthConfig(joint="hip", visible_risk=True).validate()
+
+
+def _plain_cohort(tmp_path):
+    out = tmp_path / "plain"
+    assert cli_main(["synth", "--out", str(out), "--subjects", "2", "--visits", "0", "--size", "64"]) == 0
+    return out
