@@ -7,7 +7,9 @@ measured: the pages are then served from the caches), then
   2. ``--sessions`` sessions (one browser context each) do the same at the same time;
   3. all close, and the server's RSS is read again ``--settle`` seconds later.
 An interaction is a click on a page's navigation link until the page has run and rendered (script
-idle, no skeleton, its title shown). Prints p50/p95 latency per phase and the server's RSS with no
+idle, no skeleton, its title shown). Beside it, the server's answer: from the click to the last
+``script_finished`` message the page's websocket received before it was idle (what the server took,
+whatever the browsers then spend drawing on the same cores). Prints p50/p95 latency per phase and the server's RSS with no
 session, one session, per extra session, and after they closed (issue 17's targets: p95 < 1 s,
 < 100 MB per extra session, back within 20 % of the one-session figure).
 
@@ -140,14 +142,36 @@ class PeakRSS:
 
 
 # ----------------------------------------------------------------- the visitors
-async def visit(browser, url: str, rounds: int, latencies: list[tuple[str, float]] | None,
+def watch_script_runs(page) -> list[float]:
+    """perf_counter() times at which the page's websocket received a ``script_finished`` ForwardMsg (the
+    server done with a run), appended as they arrive."""
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    seen: list[float] = []
+
+    def frame(payload) -> None:
+        t = time.perf_counter()
+        if isinstance(payload, bytes):
+            try:
+                if ForwardMsg.FromString(payload).WhichOneof("type") == "script_finished":
+                    seen.append(t)
+            except Exception:   # noqa: BLE001 — another kind of frame: not ours to judge
+                pass
+
+    page.on("websocket", lambda ws: ws.on("framereceived", frame))
+    return seen
+
+
+async def visit(browser, url: str, rounds: int, latencies: list[tuple[str, float, float]] | None,
                 timeout_s: float = 300.0, keep_open: asyncio.Event | None = None) -> None:
     """One visitor (a browser context of its own): open the app, click every page ``rounds`` times; the
-    (page title, latency) of each click is appended to ``latencies``. With ``keep_open``, stay until it is set."""
+    (page title, latency, server answer) of each click is appended to ``latencies`` (answer NaN when no
+    run finished after the click). With ``keep_open``, stay until it is set."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         page = await ctx.new_page()
         page.set_default_timeout(timeout_s * 1000)
+        finished = watch_script_runs(page)
         await page.goto(url)
         await page.wait_for_function(IDLE_JS, arg="Data", timeout=timeout_s * 1000)
         for _ in range(rounds):
@@ -158,8 +182,10 @@ async def visit(browser, url: str, rounds: int, latencies: list[tuple[str, float
                 await link.click()
                 await asyncio.sleep(0.05)   # let the click reach the server before asking whether it is idle
                 await page.wait_for_function(IDLE_JS, arg=p.title, timeout=timeout_s * 1000, polling=25)
+                t1 = time.perf_counter()
                 if latencies is not None:
-                    latencies.append((p.title, time.perf_counter() - t0))
+                    runs = [t for t in finished if t0 < t <= t1]
+                    latencies.append((p.title, t1 - t0, (runs[-1] - t0) if runs else float("nan")))
         if keep_open is not None:
             await keep_open.wait()
     finally:
@@ -179,7 +205,7 @@ async def wait_idle_server(pid: int, limit_s: float = 300.0) -> float:
 
 async def phase(browser, url: str, pid: int, n: int, rounds: int) -> dict:
     """``n`` concurrent visitors; RSS read while all are still open (after their clicks) and its peak."""
-    lat: list[tuple[str, float]] = []
+    lat: list[tuple[str, float, float]] = []
     done = asyncio.Event()
     cpu0, load0 = cpu_s(pid), os.getloadavg()[0]
     with PeakRSS(pid) as peak:
@@ -193,10 +219,14 @@ async def phase(browser, url: str, pid: int, n: int, rounds: int) -> dict:
         open_rss = rss_mb(pid)
         done.set()
         await asyncio.gather(*tasks)
-    a = np.asarray([t for _, t in lat])
-    by_page = {p.title: float(np.median([t for q, t in lat if q == p.title])) for p in PAGES}
+    a = np.asarray([t for _, t, _ in lat])
+    answer = np.asarray([s for _, _, s in lat])
+    by_page = {p.title: float(np.median([t for q, t, _ in lat if q == p.title])) for p in PAGES}
     return {"sessions": n, "interactions": len(a), "p50_s": float(np.percentile(a, 50)),
-            "p95_s": float(np.percentile(a, 95)), "max_s": float(a.max()), "rss_open_mb": open_rss,
+            "p95_s": float(np.percentile(a, 95)), "max_s": float(a.max()),
+            "server_answer_p50_s": float(np.nanpercentile(answer, 50)),
+            "server_answer_p95_s": float(np.nanpercentile(answer, 95)),
+            "clicks_without_a_run": int(np.isnan(answer).sum()), "rss_open_mb": open_rss,
             "rss_peak_mb": peak.peak, "server_cpu_per_click_s": server_cpu / len(a),
             "load_avg_1min": [load0, os.getloadavg()[0]], "p50_by_page_s": by_page}
 
@@ -243,6 +273,10 @@ def report(r: dict, sessions: int, settle: int) -> str:
         f"({one['interactions']} clicks)  RSS {one['rss_open_mb']:.0f} MB (peak {one['rss_peak_mb']:.0f})",
         f"{sessions} sessions: p50 {many['p50_s']:.2f} s  p95 {many['p95_s']:.2f} s  max {many['max_s']:.2f} s  "
         f"({many['interactions']} clicks)  RSS {many['rss_open_mb']:.0f} MB (peak {many['rss_peak_mb']:.0f})",
+        f"server's answer (click -> its last script_finished): 1 session p50 {one['server_answer_p50_s']:.2f} s "
+        f"p95 {one['server_answer_p95_s']:.2f} s; {sessions} sessions p50 {many['server_answer_p50_s']:.2f} s "
+        f"p95 {many['server_answer_p95_s']:.2f} s (clicks with no run seen: {one['clicks_without_a_run']}, "
+        f"{many['clicks_without_a_run']})",
         f"server CPU per click: 1 session {one['server_cpu_per_click_s']:.2f} s, {sessions} sessions "
         f"{many['server_cpu_per_click_s']:.2f} s; machine load average (1 min) {one['load_avg_1min'][0]:.1f} → "
         f"{many['load_avg_1min'][1]:.1f}",
