@@ -23,7 +23,6 @@ from torch.nn import functional as F
 from oaviz.data.augment import real_acquisition
 from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, register_model
 from oaviz.models.blocks import check_image_size, conv_decoder, conv_encoder
-from oaviz.models.losses import edge_weights
 
 
 @dataclass(frozen=True)
@@ -38,9 +37,6 @@ class BetaVAEConfig:
     # collapses the posterior to a few nats (blurry reconstructions); the demo preset sets 50
     # (σ ≈ 0.1), which keeps β = 4 and lets the latent carry joint-space detail.
     recon_weight: float = 1.0
-    # Reconstruction error weighted towards edges (models.losses.edge_weights; 0 = the thesis's plain MSE):
-    # a knob for models that keep the joint space sharp enough to measure.
-    edge_weight: float = 0.0
     # Real radiographs (the ``real`` preset): encode and reconstruct random re-acquisitions that never mirror
     # (oaviz.data.augment.real_acquisition), so the latent cannot memorise a few hundred films pixel by pixel.
     augment: bool = False
@@ -52,8 +48,8 @@ class BetaVAEConfig:
 
     def __post_init__(self):
         check_image_size(self.image_size, len(self.widths), "beta_vae")
-        if self.latent_dim < 1 or self.beta < 0 or self.recon_weight <= 0 or self.edge_weight < 0:
-            raise ValueError("latent_dim must be >= 1, beta >= 0, recon_weight > 0 and edge_weight >= 0")
+        if self.latent_dim < 1 or self.beta < 0 or self.recon_weight <= 0:
+            raise ValueError("latent_dim must be >= 1, beta >= 0 and recon_weight > 0")
         if not 0 <= self.val_fraction < 1:
             raise ValueError("val_fraction must be in [0, 1)")
 
@@ -145,10 +141,7 @@ class BetaVAE(Autoencoder):
         x = training_view(self, batch["image"])
         enc = self.encode(x)
         xr = self.decode(enc.z)
-        sq = F.mse_loss(xr, x, reduction="none")
-        if self.config.edge_weight > 0:
-            sq = sq * edge_weights(x, self.config.edge_weight)
-        rec = sq.flatten(1).sum(1).mean()
+        rec = F.mse_loss(xr, x, reduction="none").flatten(1).sum(1).mean()
         kl = kl_to_standard_normal(enc.mu, enc.logvar).mean()
         beta = beta_at(self.config.beta, self.config.beta_warmup_steps, step)
         total = self.config.recon_weight * rec + beta * kl

@@ -27,17 +27,3 @@ def masked_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: tor
     if not ok.any():
         return logits.sum() * 0.0
     return F.cross_entropy(logits[ok], target[ok], weight=None if weight is None else weight.to(logits))
-
-
-def edge_weights(x: torch.Tensor, strength: float) -> torch.Tensor:
-    """Per-pixel weights [B, 1, H, W] for the reconstruction error of targets x [B, 1, H, W]: 1 + strength ·
-    |∇x| / mean |∇x| (Sobel magnitude, per image), rescaled to mean 1 so the loss keeps its size and β its
-    meaning. Cortical outlines and the joint-space margins, where a blurred reconstruction loses the
-    width a reader measures, count more than flat bone and soft tissue. strength 0: all ones."""
-    if strength <= 0:
-        return torch.ones_like(x)
-    k = x.new_tensor([[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]])
-    xp = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    g = torch.sqrt(F.conv2d(xp, k.view(1, 1, 3, 3)) ** 2 + F.conv2d(xp, k.t().reshape(1, 1, 3, 3)) ** 2)
-    w = 1.0 + strength * g / g.mean(dim=(1, 2, 3), keepdim=True).clamp_min(1e-8)
-    return (w / w.mean(dim=(1, 2, 3), keepdim=True)).detach()
