@@ -7,9 +7,11 @@ measured: the pages are then served from the caches), then
   2. ``--sessions`` sessions (one browser context each) do the same at the same time;
   3. all close, and the server's RSS is read again ``--settle`` seconds later.
 An interaction is a click on a page's navigation link until the page has run and rendered (script
-idle, no skeleton, its title shown). Beside it, the server's answer: from the click to the last
-``script_finished`` message the page's websocket received before it was idle (what the server took,
-whatever the browsers then spend drawing on the same cores). Prints p50/p95 latency per phase and the server's RSS with no
+idle, no skeleton, its title shown). Beside it, the server's answers: from the click to the first and to
+the last ``script_finished`` message the page's websocket received before it was idle (the first is the
+page's own run; later ones are reruns the browser asked for while drawing it, e.g. a chart reporting
+its size, so they wait on the browser), and the server's own script runs (``OAVIZ_RUN_TIMES``: each run's
+wall and CPU time on the server, from its start to its end). Prints p50/p95 latency per phase and the server's RSS with no
 session, one session, per extra session, and after they closed (issue 17's targets: p95 < 1 s,
 < 100 MB per extra session, back within 20 % of the one-session figure).
 
@@ -40,6 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from oaviz.ui.frame import RUN_TIMES_ENV  # noqa: E402
 from oaviz.ui.navigation import PAGES  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -77,7 +80,8 @@ def make_home(reuse: Path | None = None) -> Path:
 
 def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    env = {**os.environ, "OAVIZ_HOME": str(home), "OAVIZ_DEMO": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OAVIZ_HOME": str(home), "OAVIZ_DEMO": "1", "PYTHONPATH": str(REPO),
+           RUN_TIMES_ENV: str(run_times_file(home))}
     cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
            str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
@@ -96,6 +100,22 @@ def start_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
         time.sleep(0.3)
     stop_server(proc)
     sys.exit("streamlit did not start within 120 s")
+
+
+def run_times_file(home: Path) -> Path:
+    return home / "run_times.jsonl"
+
+
+def run_times_since(home: Path, offset: int) -> tuple[list[dict], int]:
+    """The server's script-run records appended after byte ``offset`` of its log, and the new offset."""
+    path = run_times_file(home)
+    if not path.is_file():
+        return [], offset
+    with path.open("rb") as f:
+        f.seek(offset)
+        data = f.read()
+    lines = data.decode().splitlines()
+    return [json.loads(x) for x in lines if x.strip()], offset + len(data)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -162,11 +182,11 @@ def watch_script_runs(page) -> list[float]:
     return seen
 
 
-async def visit(browser, url: str, rounds: int, latencies: list[tuple[str, float, float]] | None,
+async def visit(browser, url: str, rounds: int, latencies: list[tuple[str, float, float, float]] | None,
                 timeout_s: float = 300.0, keep_open: asyncio.Event | None = None) -> None:
     """One visitor (a browser context of its own): open the app, click every page ``rounds`` times; the
-    (page title, latency, server answer) of each click is appended to ``latencies`` (answer NaN when no
-    run finished after the click). With ``keep_open``, stay until it is set."""
+    (page title, latency, first answer, last answer) of each click is appended to ``latencies`` (answers
+    NaN when no run finished after the click). With ``keep_open``, stay until it is set."""
     ctx = await browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
         page = await ctx.new_page()
@@ -185,7 +205,8 @@ async def visit(browser, url: str, rounds: int, latencies: list[tuple[str, float
                 t1 = time.perf_counter()
                 if latencies is not None:
                     runs = [t for t in finished if t0 < t <= t1]
-                    latencies.append((p.title, t1 - t0, (runs[-1] - t0) if runs else float("nan")))
+                    first, last = (runs[0] - t0, runs[-1] - t0) if runs else (float("nan"), float("nan"))
+                    latencies.append((p.title, t1 - t0, first, last))
         if keep_open is not None:
             await keep_open.wait()
     finally:
@@ -203,9 +224,10 @@ async def wait_idle_server(pid: int, limit_s: float = 300.0) -> float:
     return time.perf_counter() - t0
 
 
-async def phase(browser, url: str, pid: int, n: int, rounds: int) -> dict:
+async def phase(browser, url: str, pid: int, n: int, rounds: int, home: Path) -> dict:
     """``n`` concurrent visitors; RSS read while all are still open (after their clicks) and its peak."""
-    lat: list[tuple[str, float, float]] = []
+    lat: list[tuple[str, float, float, float]] = []
+    _, offset = run_times_since(home, 0)
     done = asyncio.Event()
     cpu0, load0 = cpu_s(pid), os.getloadavg()[0]
     with PeakRSS(pid) as peak:
@@ -215,18 +237,25 @@ async def phase(browser, url: str, pid: int, n: int, rounds: int) -> dict:
                 raise next(t.exception() for t in tasks if t.done() and t.exception())
             await asyncio.sleep(0.2)
         server_cpu = cpu_s(pid) - cpu0
+        runs, _ = run_times_since(home, offset)
         await asyncio.sleep(2.0)
         open_rss = rss_mb(pid)
         done.set()
         await asyncio.gather(*tasks)
-    a = np.asarray([t for _, t, _ in lat])
-    answer = np.asarray([s for _, _, s in lat])
-    by_page = {p.title: float(np.median([t for q, t, _ in lat if q == p.title])) for p in PAGES}
+    a = np.asarray([t for _, t, _, _ in lat])
+    first, answer = np.asarray([f for _, _, f, _ in lat]), np.asarray([s for _, _, _, s in lat])
+    by_page = {p.title: float(np.median([t for q, t, _, _ in lat if q == p.title])) for p in PAGES}
     return {"sessions": n, "interactions": len(a), "p50_s": float(np.percentile(a, 50)),
             "p95_s": float(np.percentile(a, 95)), "max_s": float(a.max()),
+            "first_answer_p50_s": float(np.nanpercentile(first, 50)),
+            "first_answer_p95_s": float(np.nanpercentile(first, 95)),
             "server_answer_p50_s": float(np.nanpercentile(answer, 50)),
             "server_answer_p95_s": float(np.nanpercentile(answer, 95)),
             "clicks_without_a_run": int(np.isnan(answer).sum()), "rss_open_mb": open_rss,
+            "script_runs": len(runs),
+            "script_wall_p50_s": float(np.percentile([r["wall_s"] for r in runs], 50)) if runs else float("nan"),
+            "script_wall_p95_s": float(np.percentile([r["wall_s"] for r in runs], 95)) if runs else float("nan"),
+            "script_cpu_p50_s": float(np.percentile([r["cpu_s"] for r in runs], 50)) if runs else float("nan"),
             "rss_peak_mb": peak.peak, "server_cpu_per_click_s": server_cpu / len(a),
             "load_avg_1min": [load0, os.getloadavg()[0]], "p50_by_page_s": by_page}
 
@@ -237,7 +266,9 @@ async def bench(args) -> dict:
     home = make_home(args.home)
     log = home / "server.log"
     proc, url = start_server(home, log)
-    out: dict = {"pages": [p.title for p in PAGES], "rounds": args.rounds}
+    out: dict = {"pages": [p.title for p in PAGES], "rounds": args.rounds, "nice_browsers": args.nice_browsers}
+    if args.nice_browsers:   # this process and the browsers it starts yield the cores to the server (started above)
+        os.nice(args.nice_browsers)
     try:
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -247,8 +278,8 @@ async def bench(args) -> dict:
             out["warm_up_s"] = time.perf_counter() - t
             out["idle_wait_s"] = await wait_idle_server(proc.pid)   # e.g. the start-up JIT warm-up thread
             out["rss_warm_no_session_mb"] = rss_mb(proc.pid)
-            out["one"] = await phase(browser, url, proc.pid, 1, args.rounds)
-            out["many"] = await phase(browser, url, proc.pid, args.sessions, args.rounds)
+            out["one"] = await phase(browser, url, proc.pid, 1, args.rounds, home)
+            out["many"] = await phase(browser, url, proc.pid, args.sessions, args.rounds, home)
             t_closed = time.perf_counter()
             out["rss_after_close_mb"] = {}
             for wait in sorted({0, args.settle // 2, args.settle}):
@@ -273,10 +304,17 @@ def report(r: dict, sessions: int, settle: int) -> str:
         f"({one['interactions']} clicks)  RSS {one['rss_open_mb']:.0f} MB (peak {one['rss_peak_mb']:.0f})",
         f"{sessions} sessions: p50 {many['p50_s']:.2f} s  p95 {many['p95_s']:.2f} s  max {many['max_s']:.2f} s  "
         f"({many['interactions']} clicks)  RSS {many['rss_open_mb']:.0f} MB (peak {many['rss_peak_mb']:.0f})",
-        f"server's answer (click -> its last script_finished): 1 session p50 {one['server_answer_p50_s']:.2f} s "
+        f"server's first answer (click -> first script_finished): 1 session p50 {one['first_answer_p50_s']:.2f} s "
+        f"p95 {one['first_answer_p95_s']:.2f} s; {sessions} sessions p50 {many['first_answer_p50_s']:.2f} s "
+        f"p95 {many['first_answer_p95_s']:.2f} s",
+        f"server's last answer (click -> last script_finished): 1 session p50 {one['server_answer_p50_s']:.2f} s "
         f"p95 {one['server_answer_p95_s']:.2f} s; {sessions} sessions p50 {many['server_answer_p50_s']:.2f} s "
         f"p95 {many['server_answer_p95_s']:.2f} s (clicks with no run seen: {one['clicks_without_a_run']}, "
         f"{many['clicks_without_a_run']})",
+        f"server script runs (start -> end on the server): 1 session {one['script_runs']} runs, wall p50 "
+        f"{one['script_wall_p50_s']:.2f} s p95 {one['script_wall_p95_s']:.2f} s (CPU p50 {one['script_cpu_p50_s']:.2f} s); "
+        f"{sessions} sessions {many['script_runs']} runs, wall p50 {many['script_wall_p50_s']:.2f} s p95 "
+        f"{many['script_wall_p95_s']:.2f} s (CPU p50 {many['script_cpu_p50_s']:.2f} s)",
         f"server CPU per click: 1 session {one['server_cpu_per_click_s']:.2f} s, {sessions} sessions "
         f"{many['server_cpu_per_click_s']:.2f} s; machine load average (1 min) {one['load_avg_1min'][0]:.1f} → "
         f"{many['load_avg_1min'][1]:.1f}",
@@ -297,6 +335,9 @@ def main() -> None:
     ap.add_argument("--settle", type=int, default=60, help="seconds after the sessions close to read RSS again")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--home", type=Path, help="reuse the OAVIZ_HOME of an earlier run (its disk caches)")
+    ap.add_argument("--nice-browsers", type=int, default=0, metavar="N",
+                    help="run the browsers at niceness +N, so the server is served first on the shared cores "
+                         "(closer to visitors whose browsers run on their own machines); default 0")
     args = ap.parse_args()
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is not installed (make chromium): bench_visitors skipped")
