@@ -4,8 +4,8 @@
    judge (its discriminator, or the frozen classifier it was trained against) calls the *other* grade
    (KL 0 knee + KL 2 key -> KL 2, and the reverse). Because the exchange was optimised against that
    judge, two checks that it did not optimise: the flip rate under an independent KL classifier
-   (INDEPENDENT, default the bundled single-KL dual head), and the medial joint-space width measured on
-   the images (exchanged − reconstruction: a KL 2 key should narrow a KL 0 knee, a KL 0 key widen a KL 2).
+   (INDEPENDENT, default the pages' reader, ``measure.independent_reader``), and the medial joint-space
+   width measured on the images (exchanged − reconstruction: a KL 2 key should narrow a KL 0 knee, a KL 0 key widen a KL 2).
 2. Augmentation, the KECAE paper's protocol: a KL 0 vs KL 2 logistic-regression classifier on 32×32
    pixels trained on the full training set T (every KL 0 / KL 2 knee of the train split) against the same
    classifier trained on T ∪ T', T' the exchanged images of random pairs from T (labels swapped as the
@@ -33,6 +33,7 @@ from oaviz.analysis.image_metrics import joint_space_width
 from oaviz.data.cohort import load_cohort
 from oaviz.paths import default_cohort_dir
 from oaviz.services.exchange import exchange_images, require_kecae
+from oaviz.services.measure import independent_reader, kl_probs
 from oaviz.services.model_io import model_inputs
 from oaviz.services.reconstructions import landmark_setup
 from oaviz.training.checkpoint import load_checkpoint
@@ -65,12 +66,12 @@ def exchanged(model, c, rows_a, rows_b, batch: int = 32, recon: bool = False):
     return (*images[:2], pa, pb, ra, rb, *images[2:])
 
 
-def independent_flips(path: str, ga: int, gb: int, ea, eb) -> tuple[float, float]:
-    """Flip rates of exchanged images under another KL classifier: P(b) vs P(a) from its KL probabilities."""
-    clf = load_checkpoint(path).model.eval()
-    with torch.no_grad():
-        pa, pb = clf.predict_kl_proba(ea), clf.predict_kl_proba(eb)
-    return float((pa[:, gb] > pa[:, ga]).float().mean()), float((pb[:, ga] > pb[:, gb]).float().mean())
+def independent_flips(path, ga: int, gb: int, ea, eb) -> tuple[float, float]:
+    """Flip rates of exchanged images under another KL classifier (``measure.kl_probs``, as the pages read
+    them): P(b) vs P(a) from its KL probabilities."""
+    clf = load_checkpoint(path).model
+    pa, pb = kl_probs(clf, ea), kl_probs(clf, eb)
+    return float((pa[:, gb] > pa[:, ga]).mean()), float((pb[:, ga] > pb[:, gb]).mean())
 
 
 def jsw_change(c, rows, exchanged_imgs, recon_imgs) -> np.ndarray:
@@ -102,7 +103,7 @@ def main() -> None:
     print(f"flip rate: KL {ga} knee with the KL {gb} key judged KL {gb}: {np.mean(pa >= 0.5):.0%}; "
           f"KL {gb} knee with the KL {ga} key judged KL {ga}: {np.mean(pb < 0.5):.0%}; "
           f"both: {np.mean(np.r_[pa >= 0.5, pb < 0.5]):.0%}")
-    other = sys.argv[4] if len(sys.argv) > 4 else "checkpoints/dual_head-single_kl-demo"
+    other = sys.argv[4] if len(sys.argv) > 4 else independent_reader(exclude=[loaded.path])   # the pages' reader
     fa, fb = independent_flips(other, ga, gb, ea, eb)
     print(f"independent judge {other}: flips KL {ga} -> KL {gb} {fa:.0%}, KL {gb} -> KL {ga} {fb:.0%}, "
           f"both {(fa + fb) / 2:.0%}")
