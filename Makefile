@@ -40,9 +40,11 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache
 
-# The bundled demo checkpoints (demo preset, default synthetic knee cohort, seed 0).
+# The bundled demo checkpoints (demo preset, default synthetic knee cohort: film knees with visible risk, seed 0).
 DEFAULT_COHORT := data/cohorts/synthetic-knee
-TRAIN := $(BIN)/oaviz train
+# --unless-current: a checkpoint already trained on today's default cohort is kept, so an interrupted
+# `make checkpoints` picks up at the model it stopped in.
+TRAIN := $(BIN)/oaviz train --unless-current
 checkpoints: $(STAMP) synth
 	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-demo --epochs 20 --patience 4
 	$(TRAIN) vaesim --data $(DEFAULT_COHORT) --out checkpoints/vaesim-demo --epochs 20 --patience 0

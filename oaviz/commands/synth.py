@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -45,15 +46,18 @@ def _parse_visits(text: str) -> tuple[int, ...]:
 
 
 def run(args) -> int:
-    from oaviz.data.synthetic import default_cohort_config, generate_cohort
+    from oaviz.data.synthetic import default_cohort_config, generate_cohort, is_current_default
     from oaviz.paths import default_cohort_dir
 
     if args.default:
         out = default_cohort_dir()
         from oaviz.data.cohort import is_cohort
         if is_cohort(out) and not args.overwrite:
-            print(f"default cohort ready: {out}")
-            return 0
+            if is_current_default(json.loads((out / "cohort.json").read_text())):
+                print(f"default cohort ready: {out}")
+                return 0
+            print(f"{out} was made by an earlier version's defaults: making today's default cohort")
+            args.overwrite = True
         kwargs = default_cohort_config()
     else:
         if not args.out:

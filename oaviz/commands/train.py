@@ -26,7 +26,24 @@ def register(sub) -> None:
                    help="start from the weights of a checkpoint of the same model and config (fine-tuning)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model config key (value parsed as JSON, else string)")
+    p.add_argument("--unless-current", action="store_true",
+                   help="do nothing when --out already holds this model trained on --data (the same cohort "
+                        "fingerprint and --set values): `make checkpoints` picks up where it stopped")
     p.set_defaults(func=run)
+
+
+def is_current(out: str, model: str, data: str, overrides: dict) -> bool:
+    """Does checkpoint folder ``out`` hold ``model`` trained on cohort ``data`` with these config values?"""
+    from pathlib import Path
+
+    from oaviz.services.cohorts import cohort_fingerprint
+
+    card = Path(out) / "config.json"
+    if not (card.is_file() and (Path(out) / "model.safetensors").is_file()):
+        return False
+    c = json.loads(card.read_text())
+    return (c.get("model_type") == model and c.get("cohort", {}).get("fingerprint") == cohort_fingerprint(data)
+            and all(c.get("config", {}).get(k) == v for k, v in overrides.items()))
 
 
 def parse_overrides(items: list[str]) -> dict:
@@ -47,6 +64,9 @@ def run(args) -> int:
 
     from oaviz.training.loop import TrainSpec, train
 
+    if args.unless_current and is_current(args.out, args.model, args.data, parse_overrides(args.set)):
+        print(f"{args.out} is up to date (trained on {args.data}): not retrained")
+        return 0
     try:
         spec = TrainSpec(model=args.model, data=args.data, out=args.out, preset=args.preset, epochs=args.epochs,
                          batch_size=args.batch_size, lr=args.lr, device=args.device, resume=args.resume,

@@ -56,6 +56,8 @@ class KneeShape:
     ost_round: float = 1.0                          # osteophyte thickness multiplier (>1: blunt lips, not spikes)
     ost_blend: float = 1.2                          # smooth-union radius of osteophyte and bone (mm)
     subchondral_mm: float = 0.9                     # depth of the dense subchondral plate under each joint surface
+    fib_out: float = 0.0                            # fibula moved laterally (mm): out with a wider tibial metaphysis
+    soft_taper: float = 0.10                        # soft tissue thicker towards the thigh (share at y = -inf)
     ost_depth: float | None = None                  # None: osteophytes as deep as the bone; else their own
                                                     # half-depth along the beam (mm): marginal lips, not plates
 
@@ -219,7 +221,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
                                          torch.full_like(ol, 0.55)), k.ost_blend)
 
     # ---------------- fibula: head + shaft, lateral and partly behind the tibia
-    fx = -Wt + col(A["fib_rx"]) * 0.55
+    fx = -Wt - k.fib_out + col(A["fib_rx"]) * 0.55
     fyc = col(A["fib_dy"])
     sd_fib = smin(sd_ellipse(xt, yt, fx, fyc, col(A["fib_rx"]), col(A["fib_ry"])),
                   torch.maximum((xt - (fx + 0.06 * (yt - fyc))).abs() - col(A["fib_rx"]) * 0.62,
@@ -279,7 +281,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     att = att - 0.45 * cyst.clamp(max=1.0) * (inside_t + inside_f).clamp(max=1.0)
 
     # ---------------- soft tissue: muscle core + subcutaneous fat (elliptic cross-section)
-    L = col(A["soft"]) * (1 + 0.10 * torch.tanh(-y / 45.0))
+    L = col(A["soft"]) * (1 + k.soft_taper * torch.tanh(-y / 45.0))
     Lm = (L - col(A["fat"])).clamp_min(10.0)
     fat_chord = torch.sqrt((L**2 - x**2).clamp(min=0.0))
     mus_chord = torch.sqrt((Lm**2 - x**2).clamp(min=0.0))
@@ -307,7 +309,7 @@ def landmarks(A: dict, P: dict, k: KneeShape = SCHEMATIC) -> np.ndarray:
         if side == "m":
             return _compartment_top(xv, P["jsw_m"], cxm, rxm, k.cup[0], k)
         return _compartment_top(xv, P["jsw_l"], cxl, rxl, k.cup[1], k) - 0.4
-    fib_x = -Wt + A["fib_rx"] * 0.55
+    fib_x = -Wt - k.fib_out + A["fib_rx"] * 0.55
     pts_f = [  # femoral points are not rotated by the varus deformity
         (cxl - rxl, cyl), (cxm + rxm, cym),
         (cxl, cyl + ryl), (cxm, cym + rym),

@@ -374,6 +374,14 @@ def generate_cohort(out: str | Path, joint: str = "knee", subjects: int = 600,
 
 
 def default_cohort_config() -> dict:
-    """Settings of the embedded default cohort the demo opens on."""
-    return {"joint": "knee", "subjects": 600, "visits": (0, 12, 24), "size": 224, "seed": 0}
+    """Settings of the embedded default cohort the demo opens on and the bundled checkpoints are trained
+    on: film knees (calibrated against real radiographs) whose progression risk partly shows at baseline."""
+    return {"joint": "knee", "subjects": 600, "visits": (0, 12, 24), "size": 224, "seed": 0,
+            "style": "film", "visible_risk": True}
 
+
+def is_current_default(card: dict) -> bool:
+    """Was the cohort with this ``cohort.json`` made with today's default settings? (A default cohort made
+    by an earlier version, e.g. schematic knees, is not: the bundled checkpoints are trained on today's.)"""
+    made = SynthConfig.from_card(card.get("generator", {}))
+    return all(getattr(made, k) == (tuple(v) if isinstance(v, list) else v) for k, v in default_cohort_config().items())

@@ -304,3 +304,26 @@ def _plain_cohort(tmp_path):
     out = tmp_path / "plain"
     assert cli_main(["synth", "--out", str(out), "--subjects", "2", "--visits", "0", "--size", "64"]) == 0
     return out
+
+
+def test_synth_default_replaces_a_default_cohort_made_with_earlier_defaults(tmp_path, monkeypatch, capsys):
+    import json
+
+    import oaviz.data.synthetic as synthetic
+    from oaviz.data.synthetic import is_current_default
+
+    monkeypatch.setenv("OAVIZ_HOME", str(tmp_path))
+    today = {"joint": "knee", "subjects": 3, "visits": (0,), "size": 32, "seed": 0, "style": "film",
+             "visible_risk": True}
+    monkeypatch.setattr(synthetic, "default_cohort_config", lambda: dict(today))
+    old = tmp_path / "cohorts" / "synthetic-knee"
+    synthetic.generate_cohort(old, **{**today, "style": "schematic", "visible_risk": False})   # an earlier default
+    assert not is_current_default(json.loads((old / "cohort.json").read_text()))
+    assert cli_main(["synth", "--default"]) == 0
+    assert "earlier version" in capsys.readouterr().out
+    card = json.loads((old / "cohort.json").read_text())
+    assert card["generator"]["style"] == "film" and is_current_default(card)
+    # today's default is kept as it is
+    fingerprint = card["fingerprint"]
+    assert cli_main(["synth", "--default"]) == 0
+    assert "ready" in capsys.readouterr().out and json.loads((old / "cohort.json").read_text())["fingerprint"] == fingerprint

@@ -225,3 +225,17 @@ def test_a_one_cycle_run_keeps_its_last_epoch_not_the_best_scored(tmp_path, tiny
 def test_an_unknown_schedule_is_a_clean_error(tmp_path, tiny_cohort, capsys):
     rc, out, _ = train(tmp_path, tiny_cohort, "--set", "lr_schedule=cosine", model="dual_head")
     assert rc == 2 and "lr_schedule must be one of" in capsys.readouterr().err
+
+
+def test_unless_current_skips_a_checkpoint_trained_on_the_same_cohort_only(tmp_path, tiny_cohort, capsys):
+    rc, out, _ = train(tmp_path, tiny_cohort, "--epochs", "1")
+    assert rc == 0
+    written = (out / "model.safetensors").stat().st_mtime_ns
+    # same model, cohort and --set values: nothing is retrained
+    assert cli(["train", "beta_vae", "--data", str(tiny_cohort), "--out", str(out), "--epochs", "1",
+                "--unless-current", *TINY]) == 0
+    assert "up to date" in capsys.readouterr().out and (out / "model.safetensors").stat().st_mtime_ns == written
+    # another --set value is another model: retrained
+    assert cli(["train", "beta_vae", "--data", str(tiny_cohort), "--out", str(out), "--epochs", "1",
+                "--unless-current", *TINY, "--set", "beta=1"]) == 0
+    assert "up to date" not in capsys.readouterr().out and read_checkpoint_info(out)["config"]["beta"] == 1
