@@ -28,14 +28,15 @@ CENTRE_DY = 8.4         # mm the frame's centre sits above the joint line (real 
 SHIFT_SD = 0.4          # shift spread as a share of the schematic's
 MAG_SHARE = 0.5         # magnification spread as a share of the schematic's
 LANDMARK_NAMES = K.LANDMARK_NAMES
-SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 40.0), condyle_blend=9.0, notch_depth=0.5,
+SHAPE = K.KneeShape(fem_flare=(22.0, 55.0), tib_flare=(2.0, 26.0), condyle_blend=9.0, notch_depth=0.5,
                     notch_dy=9.0, shaft_mm=25.0, mu_cortex=0.075, mu_trab=0.030, patella=0.3, tibia=1.15,
-                    radius_max=(24.0, 24.0), soft=9.0, soft_taper=0.04, fib_out=4.0,
+                    radius_max=(24.0, 24.0), soft=9.0, soft_taper=0.04, fib_out=2.0,
                     cup=(0.004, -0.008), droop=0.03, droop_from=0.45,
                     spine_w=2.0, eminence=0.9, ost_round=2.4, ost_blend=3.0, ost_depth=5.0,
                     subchondral_mm=2.5)
-# (tib_flare: the proximal tibia stays metaphysis-wide through the crop, as on the real crops, 197 px at
-# 15-34 mm below the joint; soft/soft_taper: mid-grey soft tissue, about as thick at the thigh as the calf.)
+# (tib_flare: the proximal tibia stays nearly metaphysis-wide through the crop; with the fibular head beside
+# it the bone spans 196 px at 15-34 mm below the joint, real crops 197 px, the schematic's taper 177 px;
+# soft/soft_taper: mid-grey soft tissue, about as thick at the thigh as at the calf.)
 # Medial/lateral JSW as fractions of the healthy width at s = 0..4 (real knees: the medial
 # width holds to KL 2 and falls at KL 3; the lateral compartment narrows late).
 _JSW_MED = [1.0, 0.99, 0.90, 0.38, 0.32]
