@@ -60,9 +60,10 @@ class DualHeadConfig:
 
 
 @register_model("dual_head", DualHeadConfig, presets={
-    # demo: trained on random re-acquisitions too. On the film cohort it scores real knees' OA at AUC
-    # 0.616 / 0.616 against 0.582 / 0.588 without (seeds 0 / 1), and its own synthetic test at 0.83-0.87
-    # against 0.74-0.78: it can no longer lean on one exposure and framing.
+    # demo: trained on random re-acquisitions too. Trained on film knees (a cohort of the rendering just
+    # before the default's tibia change) it scores real knees' OA at AUC 0.616 / 0.616 against 0.582 / 0.588
+    # without (seeds 0 / 1), and its own synthetic test at 0.83-0.87 against 0.74-0.78: it can no longer lean
+    # on one exposure and framing. On the default cohort: 0.609 (bench/bench_realism.py, seed 0).
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 128], "feature_dim": 64, "epochs": 15, "augment": True},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "feature_dim": 128, "epochs": 30},
     # the demo input size for real radiographs (CPU): two convs per stage, augmentation, more dropout, KL
