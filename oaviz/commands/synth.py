@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -51,9 +50,9 @@ def run(args) -> int:
 
     if args.default:
         out = default_cohort_dir()
-        from oaviz.data.cohort import is_cohort
+        from oaviz.data.cohort import is_cohort, load_cohort
         if is_cohort(out) and not args.overwrite:
-            if is_current_default(json.loads((out / "cohort.json").read_text())):
+            if is_current_default(load_cohort(out).info):
                 print(f"default cohort ready: {out}")
                 return 0
             print(f"{out} was made by an earlier version's defaults: making today's default cohort")

@@ -34,14 +34,12 @@ def register(sub) -> None:
 
 def is_current(out: str, model: str, data: str, overrides: dict) -> bool:
     """Does checkpoint folder ``out`` hold ``model`` trained on cohort ``data`` with these config values?"""
-    from pathlib import Path
-
+    from oaviz.models.checkpoints import is_checkpoint, read_checkpoint_info
     from oaviz.services.cohorts import cohort_fingerprint
 
-    card = Path(out) / "config.json"
-    if not (card.is_file() and (Path(out) / "model.safetensors").is_file()):
+    if not is_checkpoint(out):
         return False
-    c = json.loads(card.read_text())
+    c = read_checkpoint_info(out)
     return (c.get("model_type") == model and c.get("cohort", {}).get("fingerprint") == cohort_fingerprint(data)
             and all(c.get("config", {}).get(k) == v for k, v in overrides.items()))
 
