@@ -27,7 +27,8 @@ import torch
 from torch.nn import functional as F
 
 from oaviz.models.base import Autoencoder, Cap, Encoded, LossOutput, register_model
-from oaviz.models.beta_vae import ConvDecoder, GaussianEncoder, kl_to_standard_normal, reparameterise, training_view
+from oaviz.models.beta_vae import (ConvDecoder, GaussianEncoder, kl_to_standard_normal, reparameterise, training_view,
+                                   weighted_reconstruction)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class VAESimConfig:
     n_prototypes: int = 16
     beta: float = 1.0
     recon_weight: float = 1.0       # 1/(2σ²) on the summed squared error; see BetaVAEConfig
+    joint_weight: float = 0.0       # joint-line band and bone-edge weights of that error; see BetaVAEConfig
+    edge_weight: float = 0.0
     eta: float = 0.95
     tau_start: float = 1.0
     tau_end: float = 0.01
@@ -94,7 +97,7 @@ def ema_update(Q: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eta: floa
 
 @register_model("vaesim", VAESimConfig, presets={
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16, "recon_weight": 50.0,
-             "epochs": 25},
+             "joint_weight": 9.0, "epochs": 25},   # joint_weight: as the β-VAE's demo preset
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "n_prototypes": 16,
               "epochs": 50},
     "real": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16,
@@ -164,7 +167,7 @@ class VAESim(Autoencoder):
         enc = self.encode(x)
         c = enc.extras["c"]
         xr = self.decode(enc.z, c)
-        rec = F.mse_loss(xr, x, reduction="none").flatten(1).sum(1).mean()
+        rec = weighted_reconstruction(self, xr, x)
         kl = kl_to_standard_normal(enc.mu, enc.logvar).mean()
         self._last = (enc.z.detach(), c.detach())
         return LossOutput(self.config.recon_weight * rec + self.config.beta * kl, {
