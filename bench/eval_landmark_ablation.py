@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 
+from oaviz.analysis.paired_tests import expected_grade
 from oaviz.data.cohort import load_cohort
 from oaviz.models.multitask import landmark_error
 from oaviz.paths import default_cohort_dir
@@ -37,7 +38,7 @@ def main() -> None:
         p = torch.cat([torch.softmax(o["kl"], 1) for o in out]).numpy()
         pred = p.argmax(1)
         line = (f"{loaded.path.name}: δ={model.config.landmark_weight:g}  KL accuracy {accuracy_score(y, pred):.3f}  "
-                f"macro-F1 {f1_score(y, pred, average='macro'):.3f}  QWK {cohen_kappa_score(y, pred, weights='quadratic'):.3f}  "
+                f"macro-F1 {f1_score(y, pred, average='macro'):.3f}  QWK {cohen_kappa_score(y, expected_grade(p), weights='quadratic'):.3f}  "
                 f"OA AUC {roc_auc_score(y >= 2, p[:, 2:].sum(1)):.3f}")
         if lm is not None:
             h, w = c.image_size

@@ -4,7 +4,8 @@ and the real-knee issue report, in one run.
 Prints, for the zoo folder ZOO (written by `oaviz train-zoo`, default data/runs/zoo-realknee):
 - each model's status and training time (zoo.json) and the zoo's total;
 - the classifiers (dual head and its single-head variants, the end-to-end CNN, the multitask classifier):
-  OA AUC and quadratic-weighted κ with 95 % CIs (bootstrap over subjects), KL accuracy;
+  OA AUC and quadratic-weighted κ of the expected grade (``paired_tests.expected_grade``) with 95 % CIs
+  (bootstrap over subjects), KL accuracy of the most probable grade, and κ of that argmax beside it;
 - the β-VAE's frozen-latent OA probe (logistic regression, C = 1, the Probe lab's) against raw pixels and
   random features at 5 / 25 / 100 % of the train labels, mean ± std over SEEDS;
 - VAESim's cluster → KL accuracy against its matched β-VAE + KMeans (the Prototypes page's comparison).
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from oaviz.analysis.hierarchy import predict_variant, variant_metrics
-from oaviz.analysis.paired_tests import bootstrap_ci, fast_auc, quadratic_kappa
+from oaviz.analysis.paired_tests import bootstrap_ci, expected_grade, fast_auc, quadratic_kappa
 from oaviz.analysis.probes import summarise
 from oaviz.data.cohort import load_cohort
 from oaviz.services.probe_lab import clustering_report, run_frozen_grid
@@ -45,7 +46,7 @@ def times(manifest: dict) -> None:
 
 def classifiers(zoo: Path, cohort) -> None:
     subjects = cohort.metadata["subject_id"].to_numpy()
-    print("classifier             OA AUC [95 % CI]          κ [95 % CI]               KL accuracy")
+    print("classifier             OA AUC [95 % CI]          κ [95 % CI]               KL accuracy   κ of the argmax")
     for name in CLASSIFIERS:
         ck = zoo / name / "checkpoint"
         if not ck.exists():
@@ -58,8 +59,9 @@ def classifiers(zoo: Path, cohort) -> None:
         if out.p_kl is None:
             print(f"{name:<22} {_ci(auc):<25} {'(no KL head)':<25}")
             continue
-        qwk = bootstrap_ci(lambda a, b: quadratic_kappa(a, b, 5), y, out.p_kl[ok].argmax(1), groups)
-        print(f"{name:<22} {_ci(auc):<25} {_ci(qwk):<25} {m['kl_accuracy']:.3f}")
+        qwk = bootstrap_ci(lambda a, b: quadratic_kappa(a, b, 5), y, expected_grade(out.p_kl[ok]), groups)
+        qwk_argmax = quadratic_kappa(y, out.p_kl[ok].argmax(1), 5)
+        print(f"{name:<22} {_ci(auc):<25} {_ci(qwk):<25} {m['kl_accuracy']:.3f}         {qwk_argmax:.3f}")
     print()
 
 

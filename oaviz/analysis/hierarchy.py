@@ -1,7 +1,8 @@
 """Dual-head hierarchical supervision: compare single-OA, single-KL and dual variants.
 
 Per variant on one split: OA AUC, accuracy and macro-F1 (P(OA) ≥ 0.5), KL
-macro-AUC, accuracy, macro-F1 and quadratic-weighted kappa (KL variants);
+macro-AUC, accuracy and macro-F1 of the most probable grade, quadratic-weighted kappa of the expected
+grade rounded (``paired_tests.expected_grade``: the call κ's squared penalty asks for) (KL variants);
 paired tests between variants (McNemar on OA decisions, bootstrap CIs for
 metric differences); PCA of the penultimate features with the Spearman ρ of
 PC1 with KL and the order of the grade centroids along PC1; gradient saliency
@@ -24,8 +25,8 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import accuracy_score, cohen_kappa_score, f1_score, roc_auc_score
 from torch.nn import functional as F
 
-from oaviz.analysis.paired_tests import (bootstrap_ci, bootstrap_diff, discordant, fast_auc, macro_f1,
-                                         mcnemar_clustered, quadratic_kappa)
+from oaviz.analysis.paired_tests import (bootstrap_ci, bootstrap_diff, discordant, expected_grade, fast_auc,
+                                         macro_f1, mcnemar_clustered, quadratic_kappa)
 from oaviz.analysis.probes import macro_auc
 from oaviz.data.cohort import Cohort
 from oaviz.data.transforms import resize_images
@@ -108,7 +109,7 @@ def variant_metrics(out: VariantOutput) -> dict[str, float]:
         pred = pk.argmax(1)
         m.update(kl_macro_auc=macro_auc(kl, pk), kl_accuracy=float(accuracy_score(kl, pred)),
                  kl_f1=float(f1_score(kl, pred, labels=list(range(5)), average="macro", zero_division=0)),
-                 kl_qwk=float(cohen_kappa_score(kl, pred, labels=list(range(5)), weights="quadratic")))
+                 kl_qwk=float(cohen_kappa_score(kl, expected_grade(pk), labels=list(range(5)), weights="quadratic")))
     return m
 
 
@@ -242,7 +243,7 @@ def _bootstrap_metrics(with_kl: bool) -> dict:
             "kl_macro_auc": (lambda y, P: _fast_macro_auc(y, P), "p_kl"),
             "kl_accuracy": (lambda y, P: float((y == P.argmax(1)).mean()), "p_kl"),
             "kl_f1": (lambda y, P: macro_f1(y, P.argmax(1), 5), "p_kl"),
-            "kl_qwk": (lambda y, P: quadratic_kappa(y, P.argmax(1), 5), "p_kl"),
+            "kl_qwk": (lambda y, P: quadratic_kappa(y, expected_grade(P), 5), "p_kl"),
         })
     return fns
 

@@ -170,6 +170,21 @@ def macro_f1(y: np.ndarray, pred: np.ndarray, k: int) -> float:
     return float(np.mean(np.where(denom > 0, 2 * tp / np.where(denom > 0, denom, 1), 0.0)))
 
 
+def expected_grade(proba: np.ndarray) -> np.ndarray:
+    """The grade call [N] (int64) of class probabilities proba [N, K] that minimises the expected squared
+    grade error Σ_k p_k (g − k)² = (g − E[k])² + Var[k]: the expected grade, rounded.
+
+    Quadratic-weighted κ charges a call by its squared distance from the true grade, so κ is computed on
+    this call; accuracy on the most probable grade (argmax). On a 5-way KL head the two differ when the
+    probability mass straddles grades: argmax picks one side, this call the grade in between.
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] < 1:
+        raise ValueError(f"proba must be [N, K], got shape {p.shape}")
+    mean = (p / p.sum(1, keepdims=True)) @ np.arange(p.shape[1])
+    return np.clip(np.floor(mean + 0.5), 0, p.shape[1] - 1).astype(np.int64)
+
+
 def quadratic_kappa(y: np.ndarray, pred: np.ndarray, k: int) -> float:
     """Quadratic-weighted Cohen's kappa over labels 0..k-1."""
     cm = confusion(y, pred, k)

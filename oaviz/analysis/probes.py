@@ -34,6 +34,7 @@ from threadpoolctl import threadpool_limits
 
 from oaviz.analysis.feature_sets import RandomFeatures
 from oaviz.analysis.label_noise import KINDS, inject_noise
+from oaviz.analysis.paired_tests import expected_grade
 from oaviz.analysis.subsample import stratified_subset
 from oaviz.errors import ConfigError
 
@@ -114,7 +115,8 @@ def score(y_true: np.ndarray, proba: np.ndarray, target: str) -> dict[str, float
         "f1": float(f1_score(y_true, pred, labels=labels, average="macro", zero_division=0)),
     }
     if target == "kl":
-        out["qwk"] = float(cohen_kappa_score(y_true, pred, labels=labels, weights="quadratic"))
+        # κ on the expected grade, as every κ of the project (paired_tests.expected_grade)
+        out["qwk"] = float(cohen_kappa_score(y_true, expected_grade(proba), labels=labels, weights="quadratic"))
     return out
 
 

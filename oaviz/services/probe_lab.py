@@ -130,8 +130,9 @@ def _feature_key(cohort: Cohort, name: str) -> str:
 
 def grid_cache_key(cohort: Cohort, feature_names: Sequence[str], **settings) -> dict:
     """Everything a grid's result depends on (the disk cache key)."""
+    # kl_call: κ is scored on the expected grade (results cached before that scored the argmax)
     return {"cohort": cohort.fingerprint, "features": [_feature_key(cohort, n) for n in feature_names],
-            "version": __version__, **settings}
+            "version": __version__, "kl_call": "expected_grade", **settings}
 
 
 def run_frozen_grid(cohort: Cohort | str | Path, feature_names: Sequence[str], target: str = "oa",

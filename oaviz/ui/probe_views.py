@@ -37,6 +37,8 @@ def hierarchy_report(rep, cohort: Cohort) -> None:
     st.dataframe(rep.metrics, hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f") for c in rep.metrics.columns
                                 if rep.metrics[c].dtype.kind == "f"})
+    st.caption("KL accuracy and F1 score the most probable grade; kl_qwk (quadratic-weighted κ) scores the "
+               "expected grade rounded, the call that minimises the expected squared grade error κ penalises.")
     c = st.columns(2)
     c[0].markdown("McNemar's test on the OA decisions, clustered by subject")
     c[0].dataframe(rep.mcnemar, hide_index=True, width="stretch")

@@ -247,3 +247,35 @@ def test_fast_metrics_equal_sklearn():
         assert quadratic_kappa(y, pred, 5) == pytest.approx(cohen_kappa_score(y, pred, labels=range(5),
                                                                               weights="quadratic"))
     assert np.isnan(fast_auc(np.zeros(4), np.arange(4)))
+
+
+def test_expected_grade_minimises_expected_squared_grade_error():
+    from oaviz.analysis.paired_tests import expected_grade
+
+    rng = np.random.default_rng(3)
+    P = rng.dirichlet(np.full(5, 0.4), size=500)
+    call = expected_grade(P)
+    g = np.arange(5)
+    cost = ((g[None, :, None] - g[None, None, :]) ** 2 * P[:, None, :]).sum(2)   # [N, call, grade]
+    assert np.allclose(cost[np.arange(500), call], cost.min(1))
+    # mass split between KL 0 and KL 4: the argmax picks an end, the call the middle grade
+    assert expected_grade(np.array([[0.51, 0, 0, 0, 0.49]]))[0] == 2
+    assert expected_grade(np.array([[0.0, 0.0, 0.0, 0.0, 1.0]]))[0] == 4
+    with pytest.raises(ValueError, match=r"\[N, K\]"):
+        expected_grade(np.ones(5))
+
+
+def test_variant_kappa_is_scored_on_the_expected_grade():
+    from oaviz.analysis.hierarchy import VariantOutput, variant_metrics
+    from oaviz.analysis.paired_tests import expected_grade, quadratic_kappa
+
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 5, 200)
+    P = rng.dirichlet(np.ones(5), size=200) + np.eye(5)[y] * rng.random((200, 1))
+    P /= P.sum(1, keepdims=True)
+    out = VariantOutput(name="dual", rows=np.arange(200), kl=y, p_oa=P[:, 2:].sum(1), p_kl=P,
+                        features=np.zeros((200, 2), np.float32))
+    m = variant_metrics(out)
+    assert m["kl_qwk"] == pytest.approx(quadratic_kappa(y, expected_grade(P), 5))
+    assert m["kl_qwk"] != pytest.approx(quadratic_kappa(y, P.argmax(1), 5))
+    assert m["kl_accuracy"] == pytest.approx(float((P.argmax(1) == y).mean()))

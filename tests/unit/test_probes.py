@@ -118,7 +118,10 @@ def test_kl_metrics_match_sklearn():
     pred = proba.argmax(1)
     assert got["auc"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr", average="macro"))
     assert got["f1"] == pytest.approx(f1_score(y, pred, average="macro"))
-    assert got["qwk"] == pytest.approx(cohen_kappa_score(y, pred, weights="quadratic"))
+    # κ is scored on the expected grade (the call its squared penalty asks for), not the argmax
+    call = np.clip(np.floor(proba @ np.arange(5) + 0.5), 0, 4)
+    assert got["qwk"] == pytest.approx(cohen_kappa_score(y, call, weights="quadratic"))
+    assert got["qwk"] != pytest.approx(cohen_kappa_score(y, pred, weights="quadratic"))
     # A test split missing a grade: macro AUC over the grades present.
     keep = y != 4
     expect = np.mean([roc_auc_score(y[keep] == c, proba[keep, c]) for c in range(4)])
