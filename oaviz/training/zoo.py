@@ -110,7 +110,8 @@ def plan_zoo(cohort, models: list[str] | None = None, preset: str = "real") -> l
     for name in (m for m in ZOO_MODELS if m in wanted):
         it = items[name] = ZooItem(name, dict(VARIANTS.get(name, ("", {}))[1]))
         if name == "beta_vae-matched":
-            it.overrides["beta"] = float(make_config("vaesim", preset).beta)
+            vaesim = make_config("vaesim", preset)   # the baseline shares VAESim's β and augmentation
+            it.overrides.update(beta=float(vaesim.beta), augment=bool(vaesim.augment))
         if it.model in _CLASSIFIERS and not f["has_kl"]:
             it.reason = "the cohort has no KL grades to learn from"
         elif name == "kecae" and (f["n_kl0"] == 0 or f["n_kl2"] == 0):
