@@ -17,9 +17,11 @@ ZOO = ("beta_vae", "vaesim", "cnn", "dual_head", "vqvae", "multitask", "kecae", 
 
 
 @pytest.mark.parametrize("name", ZOO)
-def test_every_zoo_model_has_a_real_preset_that_augments_and_validates_on_a_fifth(name):
+def test_every_zoo_model_has_a_real_preset_that_validates_on_a_fifth_and_augments_but_the_vae(name):
     cfg = make_config(name, "real")
-    assert cfg.augment and cfg.val_fraction == pytest.approx(0.2)
+    # the β-VAE alone trains on the films as they are: its frozen latents probe OA better without
+    # (0.771 vs 0.765 at 100 % of the real labels, 0.648 vs 0.613 at 5 %; see its preset)
+    assert cfg.augment == (name != "beta_vae") and cfg.val_fraction == pytest.approx(0.2)
     assert make_config(name, "demo").val_fraction == 0.0           # the demo preset is unchanged
     if name == "kecae":
         assert cfg.keep_sides and not make_config(name, "demo").keep_sides
@@ -27,7 +29,7 @@ def test_every_zoo_model_has_a_real_preset_that_augments_and_validates_on_a_fift
         assert cfg.kl_balance == pytest.approx(0.5) and cfg.select_by == "oa_auc"
 
 
-@pytest.mark.parametrize("name", ["beta_vae", "vaesim", "cnn", "vqvae", "multitask", "kecae"])
+@pytest.mark.parametrize("name", ["vaesim", "cnn", "vqvae", "multitask", "kecae"])
 def test_a_real_preset_model_sees_a_new_acquisition_each_training_step_and_none_in_eval(name):
     m = build_model(name, make_config(name, "real", {**TINY_CONFIGS[name], "dropout": 0.0}
                                       if name in ("cnn", "multitask") else TINY_CONFIGS[name]))
