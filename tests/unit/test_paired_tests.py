@@ -279,3 +279,7 @@ def test_variant_kappa_is_scored_on_the_expected_grade():
     assert m["kl_qwk"] == pytest.approx(quadratic_kappa(y, expected_grade(P), 5))
     assert m["kl_qwk"] != pytest.approx(quadratic_kappa(y, P.argmax(1), 5))
     assert m["kl_accuracy"] == pytest.approx(float((P.argmax(1) == y).mean()))
+    # the paired bootstrap of the dual-head comparison scores κ the same way
+    from oaviz.analysis.hierarchy import _bootstrap_metrics
+    fn, which = _bootstrap_metrics(True)["kl_qwk"]
+    assert which == "p_kl" and fn(y, P) == pytest.approx(m["kl_qwk"])
