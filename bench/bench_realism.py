@@ -15,7 +15,10 @@ and the synthetic cohort's test split:
   trained on the whole real train split scored on the synthetic test split
   (does what it learned as OA on real knees show in the synthetic ones?);
 - image statistics: intensity and gradient-magnitude histogram distances, radial
-  power-spectrum slope, mean row/column profiles (joint line, bone width), and
+  power-spectrum slope, mean row/column profiles (joint line, bone width), the
+  8×8 Fréchet distance to the real train split (medial side turned to the right;
+  the real test split's distance is the floor: a figure that shows progress long
+  before the classifiers stop telling the sets apart), and
   medial/lateral JSW in pixels by KL grade (``oaviz.analysis.joint_space``);
 - a PNG grid, per KL grade 4 real knees beside 4 synthetic ones (``--grid``).
 
@@ -43,7 +46,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from oaviz.analysis.image_stats import compare_sets  # noqa: E402
+from oaviz.analysis.image_stats import compare_sets, frechet_pixels  # noqa: E402
 from oaviz.analysis.joint_space import measure_joint_space, medial_on_right  # noqa: E402
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc  # noqa: E402
 from oaviz.data.cohort import load_cohort  # noqa: E402
@@ -88,6 +91,24 @@ def jsw_by_grade(images, kl, on_right) -> dict:
     out["joint_row_median"] = float(np.nanmedian(js.medial_row))
     out["bone_width_px_median"] = float(np.nanmedian(js.bone_width_px))
     return out
+
+
+def oriented(images, on_right) -> np.ndarray:
+    """Images [n,H,W] with every knee's medial side on the right (left-as-acquired ones mirrored)."""
+    return np.stack([x if r else x[:, ::-1] for x, r in zip(images, on_right)])
+
+
+def frechet_to_real_train(real, xr, right_r, xs, right_s) -> dict:
+    """Fréchet distances (8×8 blocks; fewer for sets of ≤ 64 knees, None below 5) to the real train split:
+    of the real test split (the floor) and of the synthetic test split, medial sides aligned."""
+    xt, _, _, right_t = split_view(real, "train", real=True)
+    fewest = min(len(xt), len(xr), len(xs))
+    size = min(8, int(np.sqrt(fewest - 1)))  # a full-rank covariance needs more knees than blocks
+    if size < 2:
+        return None
+    ref = oriented(xt, right_t)
+    return {"size": size, "real_test": frechet_pixels(ref, oriented(xr, right_r), size),
+            "synthetic_test": frechet_pixels(ref, oriented(xs, right_s), size)}
 
 
 def grid_png(real, kl_r, syn, kl_s, path: Path, per: int = 4, seed: int = 0) -> None:
@@ -222,6 +243,11 @@ def print_report(r: dict) -> None:
     print(f"  intensity histogram: JS {st['intensity_hist']['js']:.3f}, W1 {st['intensity_hist']['w1']:.4f}; "
           f"gradient histogram: JS {st['gradient_hist']['js']:.3f}, W1 {st['gradient_hist']['w1']:.4f}; "
           f"profile r rows {st['row_profile_r']:.3f}, columns {st['col_profile_r']:.3f}")
+    fd = st.get("frechet_8x8")
+    if fd:
+        f, s0 = fd["synthetic_test"], fd["real_test"]["fd"]
+        print(f"  {fd['size']}x{fd['size']} Fréchet distance to the real train split: synthetic {f['fd']:.3f} (mean {f['mean_term']:.3f}, "
+              f"covariance {f['cov_term']:.3f}); real test split (floor) {s0:.3f}")
     print(f"\nJSW px by KL (median, n)   real medial / lateral      synthetic medial / lateral   medial syn/real")
     def fmt(v):
         return f"{v['medial_px']:5.1f} / {v['lateral_px']:5.1f} (n={v['n']:3d})" if v else " " * 25
@@ -300,6 +326,7 @@ def main(argv=None) -> int:
     log(f"CNN AUC {r['separability']['cnn_auc']:.3f}")
     r["stats"] = st = compare_sets(xr, xs)
     st["real"], st["synthetic"] = st.pop("a"), st.pop("b")
+    st["frechet_8x8"] = frechet_to_real_train(real, xr, right_r, xs, right_s)
     r["jsw"] = {"real": jsw_by_grade(xr, klr, right_r), "synthetic": jsw_by_grade(xs, kls, right_s)}
     log("image statistics and JSW done")
     grid_png(xr, klr, xs, kls, args.grid)

@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oaviz.analysis.image_stats import compare_sets, hist_distances, histogram, profile_summary, psd_slope
+from oaviz.analysis.image_stats import (block_means, compare_sets, frechet_pixels, hist_distances, histogram,
+                                       profile_summary, psd_slope)
+from oaviz.data.errors import DataError
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +53,24 @@ def test_histogram_distances_and_profiles():
     assert p["joint_row"] in (55, 56, 57) and p["bone_width_px"] == 60
     c = compare_sets(x, x)
     assert c["intensity_hist"]["js"] == pytest.approx(0.0, abs=1e-9) and c["row_profile_r"] == pytest.approx(1.0)
+
+
+def test_block_means_and_frechet_pixels():
+    x = np.zeros((2, 16, 16))
+    x[:, :8, :8] = 1.0                           # top-left quarter bright
+    m = block_means(x, 2)
+    assert m.shape == (2, 4) and np.allclose(m[0], [1, 0, 0, 0])
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 1, (300, 32, 32)), rng.uniform(0, 1, (300, 32, 32))
+    same = frechet_pixels(a, b)
+    assert same["fd"] < 0.06                     # two draws of one population: a small floor (sampling error)
+    shifted = frechet_pixels(a, np.clip(b + 0.2, 0, 1))
+    assert shifted["mean_term"] > 30 * same["fd"]
+    # more spread (same mean) shows in the covariance term, not the mean term
+    spread = frechet_pixels(a, 0.5 + 2.0 * (b - 0.5))
+    assert spread["cov_term"] > 8 * same["cov_term"] and spread["mean_term"] < 0.02
+    with pytest.raises(DataError, match="needs more than 64"):
+        frechet_pixels(a[:40], b)
 
 
 def test_separability_chance_and_obvious():
@@ -105,6 +125,8 @@ def test_bench_end_to_end(fake_real, tiny_cohort, tmp_path):
     assert t["pretrained_100"]["n_labels"] == t["n_real_train"]
     assert t["scratch_5"]["selection"][0]["epochs_run"] == 1 and t["synthetic_only"]["kept_epoch"] == 0
     assert Image.open(grid).size[1] == 24 + 5 * 224
+    fd = r["stats"]["frechet_8x8"]               # few knees here: a coarser grid
+    assert 2 <= fd["size"] < 8 and fd["synthetic_test"]["fd"] >= 0 and fd["real_test"]["fd"] >= 0
     events = [json.loads(s) for s in (tmp_path / "work/runs/pretrained-100-s0/events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[0]["start_epoch"] == 0
 
