@@ -248,7 +248,7 @@ def print_report(r: dict) -> None:
         f, s0 = fd["synthetic_test"], fd["real_test"]["fd"]
         print(f"  {fd['size']}x{fd['size']} Fréchet distance to the real train split: synthetic {f['fd']:.3f} (mean {f['mean_term']:.3f}, "
               f"covariance {f['cov_term']:.3f}); real test split (floor) {s0:.3f}")
-    print(f"\nJSW px by KL (median, n)   real medial / lateral      synthetic medial / lateral   medial syn/real")
+    print("\nJSW px by KL (median, n)   real medial / lateral      synthetic medial / lateral   medial syn/real")
     def fmt(v):
         return f"{v['medial_px']:5.1f} / {v['lateral_px']:5.1f} (n={v['n']:3d})" if v else " " * 25
 
