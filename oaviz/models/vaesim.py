@@ -97,7 +97,7 @@ def ema_update(Q: torch.Tensor, z: torch.Tensor, labels: torch.Tensor, eta: floa
 
 @register_model("vaesim", VAESimConfig, presets={
     "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16, "recon_weight": 50.0,
-             "joint_weight": 9.0, "epochs": 25},   # joint_weight: as the β-VAE's demo preset
+             "joint_weight": 9.0, "epochs": 25},   # the β-VAE demo preset of 2026-12-02; its 200 / 20 not yet tried here
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "n_prototypes": 16,
               "epochs": 50},
     "real": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "n_prototypes": 16,
