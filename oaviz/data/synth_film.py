@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oaviz.data import synth_math as sm
 from oaviz.data import synth_knee as K
 from oaviz.data.synth_render import col, gaussian_blur
 
@@ -63,7 +64,7 @@ def sample_anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     A = {k: v * _SCALE[k] if k in _SCALE else v for k, v in A.items()}
     # The public crops are sized to the knee: its width in the frame varies less than knees do.
     for k in ("Wc", "Wt", "rxm", "rxl", "fs", "ts", "fib_rx"):
-        A[k] = A[k] * A["a"] ** -0.9
+        A[k] = A[k] * sm.np_pow(A["a"], -0.9)
     A["soft"] = 60.0 + 0.4 * (A["soft"] - 64.0)   # the crop holds little soft tissue: less habitus spread
     return A
 
@@ -102,7 +103,7 @@ def _noise_field(spec: np.ndarray, fx: np.ndarray, fy: np.ndarray, beta: float, 
 
     c, s = np.cos(angle), np.sin(angle)
     r = np.sqrt((c * fx - s * fy) ** 2 + ((s * fx + c * fy) * stretch) ** 2)
-    g = np.where((r > lo) & (r < hi), np.maximum(r, lo) ** (-beta / 2), 0.0).astype(np.float32)
+    g = np.where((r > lo) & (r < hi), sm.np_pow(np.maximum(r, lo), -beta / 2), 0.0).astype(np.float32)
     out = fft.irfft2(spec * g, s=(spec.shape[1], spec.shape[1]), workers=1)
     return out / (out.std(axis=(1, 2), keepdims=True) + 1e-6)
 
@@ -120,10 +121,10 @@ def texture_bank(rng: np.random.Generator, n: int, size: int = 384, mm_per_px: f
     fy = np.fft.fftfreq(size, d=mm_per_px)[:, None]
     fx = np.fft.rfftfreq(size, d=mm_per_px)[None, :]
     # Struts along the load axis, and a weaker family crossing them obliquely (the stress-line lattice).
-    struts = np.exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.2, 0.8) / _STRUT_WIDTH) ** 2)
-    struts = struts + 0.6 * np.exp(-(_noise_field(spec[:, ::-1], fx, fy, 2.0, _STRUT_STRETCH / 2, 0.2, 0.8,
+    struts = sm.np_exp(-(_noise_field(spec, fx, fy, 2.0, _STRUT_STRETCH, 0.2, 0.8) / _STRUT_WIDTH) ** 2)
+    struts = struts + 0.6 * sm.np_exp(-(_noise_field(spec[:, ::-1], fx, fy, 2.0, _STRUT_STRETCH / 2, 0.2, 0.8,
                                                   0.6) / _STRUT_WIDTH) ** 2)
-    mottle = np.tanh(_noise_field(spec[::-1], fx, fy, 2.0, 1.5, 0.03, 0.4))
+    mottle = sm.np_tanh(_noise_field(spec[::-1], fx, fy, 2.0, 1.5, 0.03, 0.4))
     tex = 1.0 + _STRUT_AMP * (struts - struts.mean()) + _MOTTLE_AMP * mottle
     return torch.from_numpy(tex.astype(np.float32)[:, None])
 
@@ -168,7 +169,7 @@ def _window(v: torch.Tensor, level: np.ndarray, width: np.ndarray, far: torch.Te
     out = out + 0.5 * (below + above)                         # the tails keep a little slope
     # The film's shoulder: highlights roll off below white (real films of the set never saturate).
     knee = 0.88
-    return torch.where(out > knee, knee + (1 - knee) * torch.tanh((out - knee) / (1 - knee)), out)
+    return torch.where(out > knee, knee + (1 - knee) * sm.tanh((out - knee) / (1 - knee)), out)
 
 
 def _lowpass(v: torch.Tensor, pool: int, sigma: float = 2.5) -> torch.Tensor:
@@ -184,7 +185,7 @@ def develop(att: torch.Tensor, y_mm: torch.Tensor, acq: dict, noise_rng: np.rand
     s = size / 224.0
     across = (torch.arange(size, dtype=torch.float32) / (size - 1) - 0.5).reshape(1, 1, -1)
     att = att * (1 + col(acq["heel"]) * y_mm / 60.0 + col(acq["f_tilt"]) * across)
-    v = 1 - torch.exp(-col(acq["f_sat"] * acq["exposure"]) * att)   # mild saturation: bone texture stays
+    v = 1 - sm.exp(-col(acq["f_sat"] * acq["exposure"]) * att)   # mild saturation: bone texture stays
     v = gaussian_blur(v, acq["f_blur"] * s)
     # Unsharp masking (as film digitisers and PACS apply): crisp cortices, flattened background.
     base = gaussian_blur(v, acq["f_usm_sigma"] * s, radius=max(4, int(round(24 * s))))
@@ -193,5 +194,5 @@ def develop(att: torch.Tensor, y_mm: torch.Tensor, acq: dict, noise_rng: np.rand
     # Detector noise, relative to the film's range (grows with signal).
     g = torch.from_numpy(noise_rng.standard_normal(v.shape).astype(np.float32))
     span = v.amax((1, 2), keepdim=True) - v.amin((1, 2), keepdim=True)
-    v = v + g * col(acq["f_noise"]) * (0.5 + v.clamp(0, 1).sqrt()) * span
+    v = v + g * col(acq["f_noise"]) * (0.5 + sm.sqrt(v.clamp(0, 1))) * span
     return _window(v, acq["f_level"], acq["f_width"], y_mm.abs() > _WINDOW_FAR_MM)

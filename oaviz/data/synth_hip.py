@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from oaviz.data import synth_math as sm
 from oaviz.data.synth_render import col, sd_ellipse, sd_rot_ellipse, shell_projection, smax, smin
 
 FOV_MM = 130.0
@@ -103,7 +104,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     sd_ring = smax(sd_ellipse(x, y, *ring_c, col(A["obt_rx"]) + 9.0, col(A["obt_ry"]) + 9.0),
                    -sd_ellipse(x, y, *ring_c, col(A["obt_rx"]), col(A["obt_ry"])), 1.5)
     sd_pelvis = smin(sd_pelvis, sd_ring, 5.0)
-    cup = (torch.sqrt(x**2 + y**2) - Rc)
+    cup = (sm.sqrt(x**2 + y**2) - Rc)
     sd_pelvis = smax(sd_pelvis, -cup, 1.5)
     # Lateral acetabular margin osteophyte.
     sd_pelvis = smin(sd_pelvis, sd_rot_ellipse(x, y, -Rc * 0.86 - o * 0.3, -Rc * 0.52, o, o * 0.4,
@@ -114,14 +115,14 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     att = shell_projection(sd_fem, torch.clamp(nw * 1.2 + 0 * x, max=26.0), 1.6 + 0 * x, mu_c, mu_t, tex) * dens
     att = att + 0.9 * shell_projection(sd_pelvis, 16.0 + 0 * x, 1.4 + 0 * x, mu_c, mu_t, tex) * dens
     # Sourcil: the dense subchondral roof seen tangentially, thickening with sclerosis.
-    roof = torch.exp(-((cup - 1.2) / (1.0 + 2.0 * col(P["scl"]))) ** 2) * (y < Rh * 0.1)
+    roof = sm.exp(-((cup - 1.2) / (1.0 + 2.0 * col(P["scl"]))) ** 2) * (y < Rh * 0.1)
     att = att + (0.18 + 0.5 * col(P["scl"])) * dens * roof * (sd_pelvis < 1.0)
     # Posterior acetabular wall: a faint arc projected over the head.
-    wall = torch.exp(-((torch.sqrt(x**2 + (y + 3.0) ** 2) - Rc * 0.93) / 1.2) ** 2) * (x < Rc * 0.3) * (y > -Rh * 0.2)
+    wall = sm.exp(-((sm.sqrt(x**2 + (y + 3.0) ** 2) - Rc * 0.93) / 1.2) ** 2) * (x < Rc * 0.3) * (y > -Rh * 0.2)
     att = att + 0.08 * dens * wall
     # Teardrop: a small U-shaped dense line medial to the head.
     td = sd_ellipse(x, y, Rc + 9.0, Rh * 0.35, 5.0 + 0 * Rh, 9.0 + 0 * Rh)
-    att = att + 0.12 * dens * torch.exp(-(td / 0.8) ** 2)
+    att = att + 0.12 * dens * sm.exp(-(td / 0.8) ** 2)
     cyst = torch.zeros_like(x)
     for k in range(4):
         if not (P["n_cyst"] > k).any():
@@ -129,16 +130,16 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
         on = col((P["n_cyst"] > k).astype(np.float32))
         ang = col(np.deg2rad(-150 + 60 * A["cyst_u"][:, k]))
         r = Rc + 5.0 if k % 2 == 0 else Rh - 6.0
-        cyst = cyst + on * torch.exp(-((x - r * torch.cos(ang)) ** 2 + (y - r * torch.sin(ang)) ** 2) / 4.0)
+        cyst = cyst + on * sm.exp(-((x - r * torch.cos(ang)) ** 2 + (y - r * torch.sin(ang)) ** 2) / 4.0)
     att = att - 0.45 * cyst.clamp(max=1.0) * ((sd_fem < 0) | (sd_pelvis < 0)).float()
 
     L = col(A["soft"])
     Lm = (L - col(A["fat"])).clamp_min(10.0)
     xs = x + 25.0  # the limb's axis is lateral to the head
-    att = att + 0.0075 * torch.sqrt((L**2 - xs**2).clamp(min=0.0)) + 0.0045 * torch.sqrt((Lm**2 - xs**2).clamp(min=0.0))
+    att = att + 0.0075 * sm.sqrt((L**2 - xs**2).clamp(min=0.0)) + 0.0045 * sm.sqrt((Lm**2 - xs**2).clamp(min=0.0))
 
-    rr = torch.sqrt((x - hx) ** 2 + (y - hy) ** 2)
-    mask = (rr > Rh) & (torch.sqrt(x**2 + y**2) < Rc) & (y < Rh * 0.1) & (x > -Rc * 0.95)
+    rr = sm.sqrt((x - hx) ** 2 + (y - hy) ** 2)
+    mask = (rr > Rh) & (sm.sqrt(x**2 + y**2) < Rc) & (y < Rh * 0.1) & (x > -Rc * 0.95)
     return att, mask
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from oaviz.data import synth_math as sm
 from oaviz.data.synth_render import (
     col, sd_ellipse, sd_rot_ellipse, shell_projection, smax, smin, smoothstep,
 )
@@ -161,8 +162,8 @@ def _plateau_top(x, P, A, k: KneeShape = None):
     # Tibial spines rise into the intercondylar notch.
     sh = col(A["spine_h"] * P["spine_peak"])
     sdx = col(A["spine_dx"])
-    spines = sh * (torch.exp(-((x - sdx) / (2.3 * k.spine_w)) ** 2)
-                   + 0.85 * torch.exp(-((x + sdx) / (2.5 * k.spine_w)) ** 2))
+    spines = sh * (sm.exp(-((x - sdx) / (2.3 * k.spine_w)) ** 2)
+                   + 0.85 * sm.exp(-((x + sdx) / (2.5 * k.spine_w)) ** 2))
     if k.eminence:
         spines = spines + sh * _eminence(x, sdx, k)
     return top - spines
@@ -191,7 +192,7 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     # Concave metaphyseal flare: near-vertical epicondyles, narrowing to the shaft.
     hw = fs + (Wc - 1.0 - fs) / (1 + (((-y - k.fem_flare[0]).clamp(min=0.0)) / k.fem_flare[1]) ** 2)
     slope = (Wc - fs) / 60.0
-    sd_shaft = torch.maximum((x.abs() - hw) / torch.sqrt(1 + slope**2 * 0.5), y - (cym + cyl) / 2)
+    sd_shaft = torch.maximum((x.abs() - hw) / sm.sqrt(1 + slope**2 * 0.5), y - (cym + cyl) / 2)
     sd_fem = smin(sd_shaft, sd_ellipse(x, y, cxm, cym, rxm, rym), k.condyle_blend)
     sd_fem = smin(sd_fem, sd_ellipse(x, y, cxl, cyl, rxl, ryl), k.condyle_blend)
     notch = sd_ellipse(x, y, 0.0, cym + rym * 0.15 + k.notch_dy, col(A["notch_w"]), col(A["notch_h"]))
@@ -248,14 +249,14 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     # ---------------- subchondral plates: thin dense lines seen tangentially at the joint
     depth_t0 = (yt - top).clamp(min=0.0)
     sub = k.subchondral_mm
-    att = att + 0.16 * dens * (sd_tib < 0) * torch.exp(-depth_t0 / sub)
-    att = att + 0.14 * dens * (sd_fem < 0) * (y > cym) * torch.exp(-(-sd_fem).clamp(min=0.0) / sub)
+    att = att + 0.16 * dens * (sd_tib < 0) * sm.exp(-depth_t0 / sub)
+    att = att + 0.14 * dens * (sd_fem < 0) * (y > cym) * sm.exp(-(-sd_fem).clamp(min=0.0) / sub)
     # Physeal scars: faint dense lines where the growth plates closed.
     wave = 0.8 * torch.sin(x / 9.0 + col(A["a"]) * 7.0)
-    att = att + 0.07 * dens * (sd_tib < 0) * torch.exp(-((yt - 21.0 * col(A["a"]) - wave) / 0.9) ** 2)
-    att = att + 0.06 * dens * (sd_fem < 0) * torch.exp(-((y - cym + 22.0 * col(A["a"]) + wave) / 0.9) ** 2)
+    att = att + 0.07 * dens * (sd_tib < 0) * sm.exp(-((yt - 21.0 * col(A["a"]) - wave) / 0.9) ** 2)
+    att = att + 0.06 * dens * (sd_fem < 0) * sm.exp(-((y - cym + 22.0 * col(A["a"]) + wave) / 0.9) ** 2)
     # Epiphyses are denser toward their centre (more trabecular bone along the load axis).
-    att = att + 0.10 * dens * (sd_fem < 0) * torch.exp(-((y - cym) / 18.0) ** 2) * torch.exp(-(x / 30.0) ** 2)
+    att = att + 0.10 * dens * (sd_fem < 0) * sm.exp(-((y - cym) / 18.0) ** 2) * sm.exp(-(x / 30.0) ** 2)
 
     # ---------------- subchondral sclerosis (medial > lateral) and cysts
     scl = col(P["scl"])
@@ -265,8 +266,8 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
     depth_t = (yt - top).clamp(min=0.0)
     fem_bottom_m = cym + rym
     if P["scl"].max() > 0:  # most chunks of a cohort have no sclerosis: skip the work
-        att = att + scl * 0.55 * med_w * inside_t * torch.exp(-depth_t / 4.0)
-        att = att + scl * 0.45 * med_w * inside_f * torch.exp(-(fem_bottom_m - y).clamp(min=0.0) / 4.0) * (x > 0)
+        att = att + scl * 0.55 * med_w * inside_t * sm.exp(-depth_t / 4.0)
+        att = att + scl * 0.45 * med_w * inside_f * sm.exp(-(fem_bottom_m - y).clamp(min=0.0) / 4.0) * (x > 0)
     cyst = torch.zeros_like(x)
     for j in range(4):
         if not (P["n_cyst"] > j).any():
@@ -277,21 +278,21 @@ def fields(x: torch.Tensor, y: torch.Tensor, A: dict, P: dict, tex: torch.Tensor
         below = (j % 2 == 0)
         ccy = col(P["jsw_m"] / 2 + 4.0 + 3.0 * cu) if below else -col(P["jsw_m"] / 2 + 4.0 + 3.0 * cu)
         rad = col(1.3 + 1.4 * cu)
-        cyst = cyst + on * torch.exp(-((x - ccx) ** 2 + (y - ccy) ** 2) / rad**2)
+        cyst = cyst + on * sm.exp(-((x - ccx) ** 2 + (y - ccy) ** 2) / rad**2)
     att = att - 0.45 * cyst.clamp(max=1.0) * (inside_t + inside_f).clamp(max=1.0)
 
     # ---------------- soft tissue: muscle core + subcutaneous fat (elliptic cross-section)
-    L = col(A["soft"]) * (1 + k.soft_taper * torch.tanh(-y / 45.0))
+    L = col(A["soft"]) * (1 + k.soft_taper * sm.tanh(-y / 45.0))
     Lm = (L - col(A["fat"])).clamp_min(10.0)
-    fat_chord = torch.sqrt((L**2 - x**2).clamp(min=0.0))
-    mus_chord = torch.sqrt((Lm**2 - x**2).clamp(min=0.0))
+    fat_chord = sm.sqrt((L**2 - x**2).clamp(min=0.0))
+    mus_chord = sm.sqrt((Lm**2 - x**2).clamp(min=0.0))
     att = att + 0.0095 * fat_chord + 0.0055 * mus_chord
     if k.soft != 1.0:
         att = att + (k.soft - 1.0) * (0.0095 * fat_chord + 0.0055 * mus_chord)
 
     # ---------------- joint-space mask: between condyle and plateau in each compartment
-    fem_m = cym + rym * torch.sqrt((1 - ((x - cxm) / rxm) ** 2).clamp(min=0.0))
-    fem_l = cyl + ryl * torch.sqrt((1 - ((x - cxl) / rxl) ** 2).clamp(min=0.0))
+    fem_m = cym + rym * sm.sqrt((1 - ((x - cxm) / rxm) ** 2).clamp(min=0.0))
+    fem_l = cyl + ryl * sm.sqrt((1 - ((x - cxl) / rxl) ** 2).clamp(min=0.0))
     in_m = ((x - cxm).abs() < rxm * 0.75) & (y > fem_m) & (yt < top)
     in_l = ((x - cxl).abs() < rxl * 0.75) & (y > fem_l) & (yt < top)
     mask = in_m | in_l

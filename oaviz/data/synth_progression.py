@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from oaviz.data import synth_math as sm
+
 # Relative chance of being a progressor by baseline KL 0–4: likelier in early/moderate OA than in
 # healthy knees, none at KL 4 (nowhere left to go).
 PROGRESSION_RELATIVE_RISK = np.array([0.55, 1.5, 1.55, 1.2, 0.0])
@@ -36,7 +38,7 @@ CUE_SEED = 7919         # the stream of the cue-cohort draws, apart from every o
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
-    return np.log(p) - np.log1p(-p)
+    return sm.np_log(p) - sm.np_log1p(-p)
 
 
 def progressor_probability(k0: np.ndarray, progressor_fraction: float, cue_logit: np.ndarray | None = None,
@@ -54,9 +56,9 @@ def progressor_probability(k0: np.ndarray, progressor_fraction: float, cue_logit
     target, lo, hi = p[can].sum(), -20.0, 20.0
     for _ in range(60):                     # the mean is increasing in the shift
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if (1 / (1 + np.exp(-(base + mid)))).sum() < target else (lo, mid)
+        lo, hi = (mid, hi) if (1 / (1 + sm.np_exp(-(base + mid)))).sum() < target else (lo, mid)
     out = p.copy()
-    out[can] = 1 / (1 + np.exp(-(base + (lo + hi) / 2)))
+    out[can] = 1 / (1 + sm.np_exp(-(base + (lo + hi) / 2)))
     return out
 
 

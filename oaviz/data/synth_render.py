@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from oaviz.data import synth_math as sm
+
 Tensor = torch.Tensor
 
 
@@ -44,8 +46,8 @@ def smax(a: Tensor, b: Tensor, k: float) -> Tensor:
 def sd_ellipse(x: Tensor, y: Tensor, cx, cy, rx, ry) -> Tensor:
     """Approximate signed distance to an axis-aligned ellipse (mm)."""
     px, py = (x - cx) / rx, (y - cy) / ry
-    k0 = torch.sqrt(px * px + py * py)
-    k1 = torch.sqrt(px * px / rx**2 + py * py / ry**2).clamp_min(1e-6)
+    k0 = sm.sqrt(px * px + py * py)
+    k1 = sm.sqrt(px * px / rx**2 + py * py / ry**2).clamp_min(1e-6)
     return k0 * (k0 - 1.0) / k1
 
 
@@ -66,10 +68,10 @@ def shell_projection(sd: Tensor, radius: Tensor, cortex: Tensor, mu_cortex: floa
     """
     depth = (-sd).clamp(min=0.0)
     depth = torch.minimum(depth, radius)
-    outer = torch.sqrt(depth * (2 * radius - depth))
+    outer = sm.sqrt(depth * (2 * radius - depth))
     r_in = (radius - cortex).clamp_min(0.5)
     d_in = torch.minimum((depth - cortex).clamp(min=0.0), r_in)
-    inner = torch.sqrt(d_in * (2 * r_in - d_in))
+    inner = sm.sqrt(d_in * (2 * r_in - d_in))
     return mu_cortex * (outer - inner) + mu_trab * inner * texture
 
 
@@ -87,13 +89,13 @@ def texture_bank(rng: np.random.Generator, n: int, size: int = 256, mm_per_px: f
     # Two bands: coarse vertical struts (~2 mm, stretched 2.5×) and fine plates (~0.9 mm).
     for period, stretch, weight in ((1.8, 2.2, 1.0), (0.8, 1.2, 0.6)):
         r = np.sqrt((fx * stretch) ** 2 + fy**2)
-        band = np.exp(-((r - 1.0 / period) ** 2) / (2 * (0.35 / period) ** 2))
+        band = sm.np_exp(-((r - 1.0 / period) ** 2) / (2 * (0.35 / period) ** 2))
         comp = np.real(np.fft.ifft2(spec * band)).astype(np.float32)
         comp /= comp.std(axis=(1, 2), keepdims=True) + 1e-6
         out += weight * comp
     out /= out.std(axis=(1, 2), keepdims=True) + 1e-6
     # Trabeculae are bright struts on a darker marrow background: skew the field.
-    tex = 1.0 + 0.22 * np.tanh(out)
+    tex = 1.0 + 0.22 * sm.np_tanh(out)
     return torch.from_numpy(tex[:, None])
 
 
@@ -115,7 +117,7 @@ def gaussian_blur(img: Tensor, sigma: np.ndarray, radius: int = 4) -> Tensor:
     """
     offs = torch.arange(-radius, radius + 1, dtype=torch.float32)
     s = torch.as_tensor(sigma, dtype=torch.float32).reshape(-1, 1)
-    w = torch.exp(-0.5 * (offs[None] / s) ** 2)
+    w = sm.exp(-0.5 * (offs[None] / s) ** 2)
     w = w / w.sum(dim=1, keepdim=True)  # [B, K]
     out = img
     for dim in (1, 2):

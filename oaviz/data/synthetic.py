@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from oaviz.data import synth_math as sm
 from oaviz.data.synth_progression import (CUE_SEED, PROGRESSION_RELATIVE_RISK, kl_from_severity,  # noqa: F401
                                           progression_bayes_ceiling, sample_severity, severity_at)
 from oaviz.data.cohort import assign_splits, cohort_writer, encode_landmarks
@@ -169,7 +170,7 @@ def _to_pixels(pts_mm: np.ndarray, size: int, acq: dict, fov: float) -> np.ndarr
 def _film(att: torch.Tensor, acq: dict, y_mm: torch.Tensor) -> torch.Tensor:
     """Attenuation -> displayed intensity in [0, 1] (bone bright), per-image exposure."""
     att = att * (1 + col(acq["heel"]) * y_mm / 60.0)
-    v = 1 - torch.exp(-0.62 * col(acq["exposure"]) * att)
+    v = 1 - sm.exp(-0.62 * col(acq["exposure"]) * att)
     v = v.clamp(0, 1) ** col(acq["gamma"])
     return (v - 0.45) * col(acq["contrast"]) + 0.45 + col(acq["offset"])
 
@@ -187,7 +188,7 @@ def _render_chunk(mod, A: dict, P: dict, acq: dict, sides: np.ndarray, size: int
         img = gaussian_blur(img, acq["blur"] * size / 224.0)
         # Detector: quantum noise grows with signal, plus electronic noise and slight grain.
         g = torch.from_numpy(noise_rng.standard_normal(img.shape).astype(np.float32))
-        img = img + g * col(acq["noise"]) * (0.5 + img.clamp(0, 1).sqrt())
+        img = img + g * col(acq["noise"]) * (0.5 + sm.sqrt(img.clamp(0, 1)))
         img = _side_markers(img, sides, acq, flip_left)
     img = img.clamp(0, 1)
     lms = _to_pixels(mod.landmarks(A, P), size, acq, fov)

@@ -21,9 +21,10 @@ def _digest(cfg: SynthConfig) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("cfg, expected", [
-    # computed on the generator before the film style existed (commit 378aa2c)
+    # the schematic as before the film style existed (commit 378aa2c), re-pinned when the generator moved to
+    # CPU-independent math (synth_math): the old pin held only where MKL took its SSE4.2 code path
     (SynthConfig(subjects=6, visits=(0, 12), size=96, seed=3),
-     ("54ca8668d21834183859eebfed4653dffb4d37b79811a8b9aa68db8f1f6785f0",
+     ("36cf2823c45070a3edf0341ab6b322d5744b7747cf2223f6fa40645efd512b00",
       "66226da9a31605163913dfe75161a2cb9e1563c69e590113c0848236e8a46aab")),
     (SynthConfig(joint="hip", subjects=4, visits=(0,), size=64, seed=1),
      ("f9ca681370037ababda35abcec5c2f27d8adde5b26364f4c04aa14ef8bc791a8",
