@@ -3,6 +3,8 @@
 Every width is the landmark-free medial JSW the pages print (``services.measure``), every grade the KL
 that the pages' independent reader calls (``measure.independent_reader``: a classifier the model was not
 trained against). On the cohort's test split, with the bundled models (or those named):
+0. references: the same figures on the originals (by-grade medial JSW, raw-pixel and reader ρ, the reader's
+   calls of the exchange's two grades), which bound what a generated view can show;
 1. reconstructions (β-VAE): Pearson r of medial JSW on the reconstruction vs on the original;
 2. severity axis (β-VAE, centroid direction as the page's walk): held-out Spearman ρ of the axis with KL
    and true severity; KL 0 knees moved by +2 and +4 grades: decoded medial JSW change (median mm) and the
@@ -24,7 +26,10 @@ import time
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
+from sklearn.linear_model import RidgeCV
 
+from oaviz.analysis.feature_sets import raw_pixel_features
+from oaviz.analysis.severity_axis import METHODS
 from oaviz.models.checkpoints import load_checkpoint, resolve_checkpoint
 from oaviz.services.exchange import exchange_images
 from oaviz.services.interpolation import interpolate
@@ -32,7 +37,7 @@ from oaviz.services.measure import independent_reader, kl_probs, measured_jsw
 from oaviz.services.model_io import as_cohort, decode, encode, model_inputs
 from oaviz.services.probe_lab import clustering_report
 from oaviz.services.prototypes import prototype_report
-from oaviz.services.sampling import severity_map, severity_walk
+from oaviz.services.sampling import fit_severity_axis, severity_map, severity_walk
 
 
 def test_rows(c, grade: int | None = None) -> np.ndarray:
@@ -69,6 +74,10 @@ def reconstructions(vae, c, rows) -> dict:
 
 def severity(vae, c, reader, knees: np.ndarray) -> dict:
     stats = severity_map(vae, c).stats
+    rho = {}
+    for method in METHODS:   # every direction's held-out ranking; the map uses MAP_METHOD, the walk the centroid
+        s = fit_severity_axis(vae, c, method)[1]
+        rho[f"axis_rho_kl {method}"], rho[f"axis_rho_severity {method}"] = s.spearman_kl, s.spearman_severity
     d2, d4, rises = [], [], []
     for r in knees:
         w = severity_walk(vae, c, int(r), (0.0, 2.0, 4.0), "centroid")
@@ -76,9 +85,37 @@ def severity(vae, c, reader, knees: np.ndarray) -> dict:
         d2.append(j[1] - j[0])
         d4.append(j[2] - j[0])
         rises.append(bool(np.all(np.diff(expected_kl(reader, w.images)) > 0)))
-    return {"axis_rho_kl": stats.spearman_kl, "axis_rho_severity": stats.spearman_severity,
+    return {f"map_axis_rho_kl ({stats.method})": stats.spearman_kl, f"map_axis_rho_severity ({stats.method})":
+            stats.spearman_severity, **rho,
             "walk_jsw_change_+2_mm": float(np.nanmedian(d2)), "walk_jsw_change_+4_mm": float(np.nanmedian(d4)),
             "walk_reader_kl_rises": float(np.mean(rises)), "n": len(knees)}
+
+
+def references(c, reader, pair=(0, 2)) -> dict:
+    """The same figures read on the cohort's own test originals: what a view that showed the disease exactly
+    would reach. The by-grade medial JSW gaps bound the walk, exchange and prototype widths; the held-out
+    Spearman ρ of a ridge regression on 32-px raw pixels and of the (supervised) reader's expected grade bound
+    what an unsupervised latent axis can rank; the reader's calls of KL a / KL b originals bound its calls of
+    exchanged images."""
+    m = c.metadata
+    te, tr = test_rows(c), np.flatnonzero((m["split"] == "train").to_numpy() & (m["kl"].to_numpy() >= 0))
+    x = model_inputs(reader.model, c, te)[:, 0].numpy()
+    j, kl, sev = medial(x, c), m["kl"].to_numpy()[te], m["severity"].to_numpy(float)[te]
+    by = {g: float(np.nanmedian(j[kl == g])) for g in range(5) if (kl == g).any()}
+    out = {f"original_medial_jsw_kl{g}_mm": v for g, v in by.items()}
+    for g in (2, 4):
+        if 0 in by and g in by:
+            out[f"original_jsw_kl0_minus_kl{g}_mm"] = by[0] - by[g]
+    X = raw_pixel_features(c, 32)
+    ridge = RidgeCV(alphas=np.logspace(-1, 4, 11)).fit(X[tr], m["kl"].to_numpy(float)[tr])
+    e = expected_kl(reader, x)
+    out |= {"raw_pixel_ridge_rho_kl": float(spearmanr(ridge.predict(X[te]), kl)[0]),
+            "raw_pixel_ridge_rho_severity": float(spearmanr(ridge.predict(X[te]), sev)[0]),
+            "reader_rho_kl": float(spearmanr(e, kl)[0]), "reader_rho_severity": float(spearmanr(e, sev)[0])}
+    ga, gb = pair
+    ab = (kl == ga) | (kl == gb)
+    out[f"reader_calls_kl{ga}/kl{gb}_originals_their_own_side"] = float(np.mean((e[ab] > (ga + gb) / 2) == (kl[ab] == gb)))
+    return out
 
 
 def interpolation(vae, c, pairs) -> dict:
@@ -140,7 +177,8 @@ def main() -> None:
     kl0, kl4 = test_rows(c, 0), test_rows(c, 4)
     pick = lambda rows, n: rng.choice(rows, min(n, len(rows)), replace=False)   # noqa: E731
     t = time.perf_counter()
-    out = {"reconstructions": reconstructions(vae, c, test_rows(c)),
+    out = {"references (the originals)": references(c, reader),
+           "reconstructions": reconstructions(vae, c, test_rows(c)),
            "severity": severity(vae, c, reader, pick(kl0, args.knees)),
            "interpolation": interpolation(vae, c, list(zip(pick(kl0, args.knees), pick(kl4, args.knees))))}
     vaesim = load_checkpoint(resolve_checkpoint(args.vaesim), frozen=True)

@@ -75,11 +75,12 @@ with tab_axis:
     with c[0]:
         row = pick_knee(cohort, "Knee", state.SEVERITY_ROW, default_row=first_row_with_grade(cohort, 1))
     with c[1]:
-        method = st.radio("Direction", ["centroid", "fisher", "probe"], key=state.SEVERITY_METHOD,
+        method = st.radio("Direction", ["centroid", "fisher", "probe", "regression"], key=state.SEVERITY_METHOD,
                           help="centroid: from the KL 0 to the highest-grade centroid (the average change per "
                                "grade). fisher: the same difference whitened by the within-grade spread. probe: "
-                               "the weight vector of a logistic-regression OA probe. All are orthogonalised against "
-                               "the side direction.")
+                               "the weight vector of a logistic-regression OA probe. regression: the weights of a "
+                               "ridge regression of the grade (every grade's order counts). All are orthogonalised "
+                               "against the side direction.")
     with c[2]:
         lo, hi = st.slider("Grades to move", -4.0, 4.0, (-2.0, 2.0), 0.5, key=state.SEVERITY_RANGE)
     if row is None:

@@ -3,8 +3,11 @@
 ``SeverityAxis`` finds a unit direction along which KL grade grows: the
 difference between the centroids of the highest grade present (KL 4 when
 there is one) and the lowest (KL 0) ("centroid"); that difference whitened
-by the pooled within-grade covariance, Fisher's discriminant ("fisher"); or
-the normal of a logistic-regression OA (KL >= 2) probe ("probe").
+by the pooled within-grade covariance, Fisher's discriminant ("fisher");
+the normal of a logistic-regression OA (KL >= 2) probe ("probe"); or the
+coefficients of a ridge regression of the grade on the latent ("regression":
+every grade counts, in order, where the centroid and Fisher directions see
+only the lowest and the highest grade and the probe only OA against not).
 Which to use depends on the question: the centroid difference is the
 average change between grades, the natural way to *move* a knee ("two
 grades worse"), but a projection on it is swamped by directions of large
@@ -29,11 +32,11 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.covariance import LedoitWolf
 from sklearn.decomposition import PCA
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeCV
 
 from oaviz.errors import DataError
 
-METHODS = ("centroid", "fisher", "probe")
+METHODS = ("centroid", "fisher", "probe", "regression")
 _TINY = 1e-12
 
 
@@ -152,8 +155,9 @@ class SeverityAxis:
     ----------
     method : "centroid" (KL-high minus KL-0 centroid), "fisher" (the same difference
         whitened by the pooled within-grade covariance, i.e. Fisher's discriminant;
-        much less swayed by directions of large anatomical/acquisition variance)
-        or "probe" (normal of a logistic-regression OA probe).
+        much less swayed by directions of large anatomical/acquisition variance),
+        "probe" (normal of a logistic-regression OA probe) or "regression" (ridge
+        regression of the grade on Z, its penalty chosen by leave-one-out error).
     nuisance : names of the nuisance factors passed to ``fit`` to use (None = all).
     n_components : principal components kept per numeric nuisance factor.
     C : inverse regularisation of the OA probe (method="probe").
@@ -197,6 +201,11 @@ class SeverityAxis:
             resid = Zk - centroids[np.searchsorted(grades, g)]
             cov = LedoitWolf(assume_centered=True).fit(resid).covariance_
             raw = np.linalg.solve(cov, centroids[-1] - centroids[0])
+        elif self.method == "regression":
+            # least squares on the grade itself uses the ordering of all grades; leave-one-out (RidgeCV's
+            # efficient GCV) picks the penalty, as within-grade spread dwarfs the grade signal in a latent
+            ridge = RidgeCV(alphas=np.logspace(-3, 4, 15)).fit(Zk, g.astype(np.float64))
+            raw = ridge.coef_.astype(np.float64)
         else:
             oa = (g >= 2).astype(int)
             if len(np.unique(oa)) < 2:

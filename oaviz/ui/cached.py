@@ -56,7 +56,7 @@ def sample_near_prototype(model: ModelRef, cohort: CohortRef | None, k: int, n: 
 
 
 @st.cache_data(show_spinner="Placing every knee on the severity axis…", max_entries=16)
-def severity_map(model: ModelRef, cohort: CohortRef, method: str = "fisher"):
+def severity_map(model: ModelRef, cohort: CohortRef, method: str = sampling.MAP_METHOD):
     """SeverityMap (services.sampling): x = held-out severity axis, y = PC1 of the rest."""
     return sampling.severity_map(model.load(), cohort.load(), method)
 

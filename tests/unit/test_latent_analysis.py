@@ -159,7 +159,7 @@ def _graded_latents(seed=0, n=600, d=16, side_bias=0.0):
     return Z, kl, side, u, v
 
 
-@pytest.mark.parametrize("method", ["centroid", "fisher", "probe"])
+@pytest.mark.parametrize("method", ["centroid", "fisher", "probe", "regression"])
 def test_severity_axis_recovers_the_grade_direction(method):
     Z, kl, side, u, v = _graded_latents()
     ax = SeverityAxis(method=method).fit(Z, kl, {"side": side})
@@ -183,6 +183,25 @@ def test_fisher_axis_ignores_a_high_variance_direction():
     Z = 0.5 * kl[:, None] * u + 4.0 * rng.normal(size=(n, 1)) * a + 0.3 * rng.normal(size=(n, d))
     rho = {m: SeverityAxis(method=m).fit(Z, kl).spearman(Z, kl) for m in ("centroid", "fisher")}
     assert rho["fisher"] > 0.85 and rho["fisher"] > rho["centroid"] + 0.2
+
+
+def test_regression_axis_orders_every_grade_where_the_extremes_mislead():
+    """Two markers of KL 4 alone (as bone-on-bone contact would be): a loud one dominates the KL 4 − KL 0
+    centroid difference, a tight one (small within-grade spread) dominates Fisher's direction; both axes then
+    rank KL 0–3 by noise. The ridge regression of the grade uses every grade's order and follows the gradual
+    direction u."""
+    rng = np.random.default_rng(7)
+    n, d = 1500, 12
+    u = np.eye(d)[0]
+    kl = rng.integers(0, 5, n)
+    Z = 0.3 * kl[:, None] * u + 0.3 * rng.normal(size=(n, d))
+    Z[:, 1] = 2.0 * (kl == 4) + 0.1 * rng.normal(size=n)      # tight: Fisher's pick
+    Z[:, 2] = 3.0 * (kl == 4) + 0.6 * rng.normal(size=n)      # loud: the centroid difference's pick
+    tr, mild = np.arange(n) < 1000, (np.arange(n) >= 1000) & (kl <= 3)
+    axes = {m: SeverityAxis(method=m).fit(Z[tr], kl[tr]) for m in ("centroid", "fisher", "regression")}
+    rho = {m: ax.spearman(Z[mild], kl[mild]) for m, ax in axes.items()}
+    assert rho["regression"] > 0.65 and rho["regression"] > max(rho["centroid"], rho["fisher"]) + 0.3, rho
+    assert axes["regression"].direction_ @ u > 0.85
 
 
 def test_severity_axis_removes_a_correlated_nuisance():

@@ -185,12 +185,12 @@ def test_severity_map_puts_the_axis_on_x_and_the_rest_on_y(tiny_cohort, checkpoi
     """x = the held-out severity axis in grade units; y ignores anything along the axis (PC1 of the rest)."""
     from oaviz.services.kl_probe import cohort_latents
     from oaviz.services.model_io import as_checkpoint
-    from oaviz.services.sampling import fit_severity_axis, severity_map
+    from oaviz.services.sampling import MAP_METHOD, fit_severity_axis, severity_map
 
     c = load_cohort(tiny_cohort)
     ck = as_checkpoint(checkpoints["beta_vae"])
     m = severity_map(ck, c)
-    axis, stats = fit_severity_axis(ck, c, "fisher")
+    axis, stats = fit_severity_axis(ck, c, MAP_METHOD)
     Z = cohort_latents(ck, c)
     t = m.table
     assert len(t) == len(c) and list(t["row"]) == list(range(len(c)))
