@@ -26,10 +26,9 @@ import time
 
 import numpy as np
 from scipy.stats import pearsonr, spearmanr
-from sklearn.linear_model import RidgeCV
 
 from oaviz.analysis.feature_sets import raw_pixel_features
-from oaviz.analysis.severity_axis import METHODS
+from oaviz.analysis.severity_axis import METHODS, SeverityAxis
 from oaviz.models.checkpoints import load_checkpoint, resolve_checkpoint
 from oaviz.services.exchange import exchange_images
 from oaviz.services.interpolation import interpolate
@@ -94,7 +93,7 @@ def severity(vae, c, reader, knees: np.ndarray) -> dict:
 def references(c, reader, pair=(0, 2)) -> dict:
     """The same figures read on the cohort's own test originals: what a view that showed the disease exactly
     would reach. The by-grade medial JSW gaps bound the walk, exchange and prototype widths; the held-out
-    Spearman ρ of a ridge regression on 32-px raw pixels and of the (supervised) reader's expected grade bound
+    Spearman ρ of the regression axis on 32-px raw pixels and of the (supervised) reader's expected grade bound
     what an unsupervised latent axis can rank; the reader's calls of KL a / KL b originals bound its calls of
     exchanged images."""
     m = c.metadata
@@ -106,11 +105,10 @@ def references(c, reader, pair=(0, 2)) -> dict:
     for g in (2, 4):
         if 0 in by and g in by:
             out[f"original_jsw_kl0_minus_kl{g}_mm"] = by[0] - by[g]
-    X = raw_pixel_features(c, 32)
-    ridge = RidgeCV(alphas=np.logspace(-1, 4, 11)).fit(X[tr], m["kl"].to_numpy(float)[tr])
+    X = raw_pixel_features(c, 32)   # the views' own ranking rule (the regression axis) on raw pixels
+    pixels = SeverityAxis(method="regression").fit(X[tr], m["kl"].to_numpy(float)[tr])
     e = expected_kl(reader, x)
-    out |= {"raw_pixel_ridge_rho_kl": float(spearmanr(ridge.predict(X[te]), kl)[0]),
-            "raw_pixel_ridge_rho_severity": float(spearmanr(ridge.predict(X[te]), sev)[0]),
+    out |= {"raw_pixel_axis_rho_kl": pixels.spearman(X[te], kl), "raw_pixel_axis_rho_severity": pixels.spearman(X[te], sev),
             "reader_rho_kl": float(spearmanr(e, kl)[0]), "reader_rho_severity": float(spearmanr(e, sev)[0])}
     ga, gb = pair
     ab = (kl == ga) | (kl == gb)

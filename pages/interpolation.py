@@ -6,6 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from oaviz.services.sampling import AXIS_METHODS
 from oaviz.ui import cached, cohort_notes, layout, readings, state
 from oaviz.ui.images import to_uint8
 from oaviz.ui.knee_picker import first_row_with_grade, pick_knee
@@ -75,7 +76,7 @@ with tab_axis:
     with c[0]:
         row = pick_knee(cohort, "Knee", state.SEVERITY_ROW, default_row=first_row_with_grade(cohort, 1))
     with c[1]:
-        method = st.radio("Direction", ["centroid", "fisher", "probe", "regression"], key=state.SEVERITY_METHOD,
+        method = st.radio("Direction", list(AXIS_METHODS), key=state.SEVERITY_METHOD,
                           help="centroid: from the KL 0 to the highest-grade centroid (the average change per "
                                "grade). fisher: the same difference whitened by the within-grade spread. probe: "
                                "the weight vector of a logistic-regression OA probe. regression: the weights of a "

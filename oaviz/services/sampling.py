@@ -14,7 +14,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from oaviz.analysis.latent_paths import prior_log_density
-from oaviz.analysis.severity_axis import SeverityAxis
+from oaviz.analysis.severity_axis import METHODS as AXIS_METHODS, SeverityAxis  # noqa: F401  (AXIS_METHODS: the pages' choices)
 from oaviz.errors import DataError
 from oaviz.services.interpolation import cohort_reference, probe_or_none
 from oaviz.services.kl_probe import cohort_latents, labelled_rows
