@@ -80,7 +80,9 @@ with tab_axis:
                           help="centroid: from the KL 0 to the highest-grade centroid (the average change per "
                                "grade). fisher: the same difference whitened by the within-grade spread. probe: "
                                "the weight vector of a logistic-regression OA probe. regression: the weights of a "
-                               "ridge regression of the grade (every grade's order counts). All are orthogonalised "
+                               "ridge regression of the grade (every grade's order counts): it ranks knees best (the Latent map's "
+                               "severity view) but its grade step is short, so a move along it barely changes the "
+                               "image; centroid is the one to move a knee along. All are orthogonalised "
                                "against the side direction.")
     with c[2]:
         lo, hi = st.slider("Grades to move", -4.0, 4.0, (-2.0, 2.0), 0.5, key=state.SEVERITY_RANGE)
