@@ -33,6 +33,10 @@ def register(sub) -> None:
                    help="knees: part of each subject's progression risk shows in its baseline image (alignment, "
                         "a narrow joint space for its size), part is its own and unseen; the cohort card's Bayes "
                         "ceiling then reads both (default: the odds depend on the grade alone)")
+    p.add_argument("--visit-acquisition", choices=("independent", "subject"), default=None,
+                   help="subject: each knee keeps its first film's exposure, processing and texture at every "
+                        "visit, as under a longitudinal study's protocol (positioning and noise still vary; "
+                        "the default cohort's); independent: every film drawn afresh (default for --out)")
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
 
@@ -71,6 +75,8 @@ def run(args) -> int:
         kwargs["healthy"] = healthy
     if args.visible_risk:
         kwargs["visible_risk"] = True
+    if args.visit_acquisition:
+        kwargs["visit_acquisition"] = args.visit_acquisition
 
     t0 = time.perf_counter()
     last = [0.0]

@@ -36,6 +36,11 @@ REFERENCE_PREVALENCE = (0.40, 0.18, 0.26, 0.13, 0.03)
 # Relative disagreement of a single reader per true grade (KL 1 is the hardest).
 _RATER_SHAPE = np.array([0.14, 0.52, 0.27, 0.17, 0.10])
 STYLES = ("schematic", "film")
+VISIT_ACQUISITION = ("independent", "subject")
+# Settings left out of cohort.json at these values, so cohorts made before they existed keep their cards.
+_UNRECORDED_DEFAULTS = {"healthy": (), "visible_risk": False, "visit_acquisition": "independent"}
+# Drawn for every film even when a subject's visits share the rest of the acquisition: its positioning.
+POSITIONING = ("rot", "tx", "ty", "mag", "f_dy")
 CHUNK = 8  # images rendered together (small enough to stay in cache); fixed so output never depends on it
 
 
@@ -59,6 +64,13 @@ class SynthConfig:
     # joint space for its size) and part is its own, unseen (synth_progression). Off: the odds depend on the
     # grade alone, as in every cohort made before. Not in cohort.json when off.
     visible_risk: bool = False
+    # How a subject's visits are acquired. "independent": every film draws its whole acquisition afresh (every
+    # cohort made before; a follow-up then differs from its baseline by window, processing, exposure and the
+    # trabecular pattern's place in the bone far more than by disease). "subject": as in a longitudinal study's
+    # standardised protocol (one site, one device, one processing), each knee keeps its first film's exposure,
+    # processing and texture; positioning and detector noise are drawn per visit. Not in cohort.json when
+    # "independent", so earlier cohorts keep their cards.
+    visit_acquisition: str = "independent"
 
     @classmethod
     def from_card(cls, generator: dict) -> "SynthConfig":
@@ -84,6 +96,8 @@ class SynthConfig:
             raise DataError(f"rater_disagreement must be in [0, 0.6], got {self.rater_disagreement}")
         if not 0.0 <= self.progressor_fraction <= 1.0:
             raise DataError(f"progressor_fraction must be in [0, 1], got {self.progressor_fraction}")
+        if self.visit_acquisition not in VISIT_ACQUISITION:
+            raise DataError(f"visit_acquisition must be one of {VISIT_ACQUISITION}, got {self.visit_acquisition!r}")
         if self.visible_risk and self.joint != "knee":
             raise DataError("visible_risk exists for knees only (the hip model has no progression cues)")
         unknown = sorted(set(self.healthy) - set(HEALTHY_TERMS))
@@ -254,6 +268,9 @@ def sample_design(cfg: SynthConfig) -> dict:
         acq.update(mod.sample_film(np.random.default_rng([cfg.seed, 104729]), n))
         acq.update(tx=mod.SHIFT_SD * acq["tx"], ty=mod.SHIFT_SD * acq["ty"] + acq["f_dy"] + mod.CENTRE_DY,
                    mag=1.0 + mod.MAG_SHARE * (acq["mag"] - 1.0))
+    if cfg.visit_acquisition == "subject":   # each knee keeps its first film's draws (visit 0 is unchanged)
+        first = np.unique(sub_idx, return_index=True)[1][sub_idx]
+        acq = {k: v if k in POSITIONING else v[first] for k, v in acq.items()}
     bank = (mod.texture_bank if cfg.style == "film" else texture_bank)(rng, 48)
     sides = side_sub[sub_idx]
     A_img = {k: v[sub_idx] for k, v in anat.items()}
@@ -323,7 +340,7 @@ def cohort_tables(cfg: SynthConfig, d: dict, lms: np.ndarray) -> tuple[pd.DataFr
     info = {
         "source": "synthetic",
         "joint": cfg.joint,
-        "generator": {k: v for k, v in asdict(cfg).items() if k not in ("healthy", "visible_risk") or v},
+        "generator": {k: v for k, v in asdict(cfg).items() if v != _UNRECORDED_DEFAULTS.get(k, object())},
         "pixel_spacing_mm": round(fov / cfg.size, 5),
         "pixel_spacing_note": "nominal; each image also has a per-image magnification (±4 %)",
         "preprocessing": ["left sides mirrored to right orientation"] if cfg.flip_left else [],
@@ -378,7 +395,7 @@ def default_cohort_config() -> dict:
     """Settings of the embedded default cohort the demo opens on and the bundled checkpoints are trained
     on: film knees (calibrated against real radiographs) whose progression risk partly shows at baseline."""
     return {"joint": "knee", "subjects": 600, "visits": (0, 12, 24), "size": 224, "seed": 0,
-            "style": "film", "visible_risk": True}
+            "style": "film", "visible_risk": True, "visit_acquisition": "subject"}
 
 
 def is_current_default(card: dict) -> bool:

@@ -327,3 +327,32 @@ def test_synth_default_replaces_a_default_cohort_made_with_earlier_defaults(tmp_
     fingerprint = card["fingerprint"]
     assert cli_main(["synth", "--default"]) == 0
     assert "ready" in capsys.readouterr().out and json.loads((old / "cohort.json").read_text())["fingerprint"] == fingerprint
+
+
+def test_a_subjects_visits_share_their_acquisition_except_positioning(tmp_path):
+    """visit_acquisition="subject": every film of a knee keeps its first film's exposure, processing and
+    texture place (so a registered follow-up differs from its baseline by disease, pose and noise); baselines,
+    labels and landmarks are those of the independent cohort, and the card says which it is."""
+    from oaviz.data.synthetic import POSITIONING, is_current_default
+
+    base = dict(subjects=5, visits=(0, 12, 24), size=64, seed=2, style="film", visible_risk=True)
+    shared, free = (sample_design(SynthConfig(**base, visit_acquisition=v)) for v in ("subject", "independent"))
+    per_subject = lambda a: a.reshape(5, 3, *a.shape[1:])  # noqa: E731  (rows: subject then visit)
+    for k, v in shared["acq"].items():
+        visits = per_subject(np.asarray(v))
+        same = all(np.array_equal(visits[:, 0], visits[:, j]) for j in (1, 2))
+        assert same != (k in POSITIONING), k                     # pose moves per visit, nothing else does
+        assert np.array_equal(visits[:, 0], per_subject(np.asarray(free["acq"][k]))[:, 0]), k   # visit 0 as before
+    a_img, _, a_meta, _ = generate_arrays(SynthConfig(**base, visit_acquisition="subject"))
+    b_img, _, b_meta, _ = generate_arrays(SynthConfig(**base))
+    pd.testing.assert_frame_equal(a_meta, b_meta)                 # same knees, grades and landmarks
+    v0 = (b_meta["visit_month"] == 0).to_numpy()
+    assert np.array_equal(a_img[v0], b_img[v0]) and not np.array_equal(a_img[~v0], b_img[~v0])
+    card = load_cohort(generate_cohort(tmp_path / "shared", **{**base, "visit_acquisition": "subject"})).info
+    assert card["generator"]["visit_acquisition"] == "subject"
+    assert "visit_acquisition" not in load_cohort(_plain_cohort(tmp_path)).info["generator"]   # legacy: not written
+    old_default = {**card["generator"]}
+    old_default.pop("visit_acquisition")
+    assert not is_current_default({"generator": {**old_default, "subjects": 600, "size": 224, "seed": 0}})
+    with pytest.raises(DataError, match="visit_acquisition"):
+        SynthConfig(visit_acquisition="per-site").validate()
