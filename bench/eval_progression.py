@@ -6,7 +6,8 @@ the condyle and the plateau, at today's landmarks) on today's image and on each 
 
 - the risk's ROC AUC against a true KL rise at 12 months (kl_true), and against the rater's KL rise (as the
   paper scores it), each with a 95 % CI from a subject-level bootstrap; beside, from the same run, the risk
-  when the future is taken to be today (the classifier alone, no diffusion), and the Bayes ceiling: the AUC
+  when the future is taken to be today (the classifier alone, no diffusion), the risk when it is the real
+  follow-up registered onto today (a perfect generator: what the classifier can read), and the Bayes ceiling: the AUC
   of the best risk any image can give, P(KL rises | today's severity), computed from the generator's own
   progression model (in the cohort card, else simulated) and also scored on these very knees;
 - the JSW change, generated future − today, of knees whose KL truly rises and of the others (mean ± standard
@@ -31,6 +32,7 @@ from oaviz.data.registration import register_follow_up
 from oaviz.data.synthetic import SynthConfig, progression_ceiling
 from oaviz.paths import default_cohort_dir
 from oaviz.services.future import follow_up_row, generate_futures, load_future_models
+from oaviz.services.measure import kl_probs
 from oaviz.services.model_io import model_inputs
 from oaviz.services.reconstructions import landmark_setup
 
@@ -72,7 +74,7 @@ def main() -> None:
     rater_rise, rater_ok = progression_target(kl[rows], kl[nxts])
     groups = meta["subject_id"].astype(str).to_numpy()[rows]
     t0 = time.perf_counter()
-    risk, no_change, d_gen, d_real = [], [], [], []
+    risk, no_change, oracle, d_gen, d_real = [], [], [], [], []
     jsw = lambda img, r: joint_space_width(img, lm[r], mm, names)["medial_mm"]  # noqa: E731  (today's frame)
     for r, nxt in pairs:
         res = generate_futures(models, cohort=c, row=r, n_samples=n, steps=steps, seed=0)
@@ -83,8 +85,9 @@ def main() -> None:
         x_now, x_next = (model_inputs(models.diffusion, c, [i]) for i in (r, nxt))
         real = register_follow_up(x_next, x_now, torch.from_numpy(lm[[nxt]]), torch.from_numpy(lm[[r]]))
         d_real.append(jsw(real[0, 0].numpy(), r) - now)
+        oracle.append(float(progression_risk(res.kl_probs_now[None], kl_probs(models.classifier, real))[0]))
     dt = time.perf_counter() - t0
-    risk, no_change = np.array(risk), np.array(no_change)
+    risk, no_change, oracle = np.array(risk), np.array(no_change), np.array(oracle)
     d_gen, d_real = np.array(d_gen, dtype=float), np.array(d_real, dtype=float)
     ceiling = ceiling_of(c)
     cue = meta["progression_cue"].to_numpy(float)[rows] if "progression_cue" in meta else None
@@ -97,6 +100,8 @@ def main() -> None:
     print(f"  against the rater's KL rise (rater KL < 4 today): "
           f"{auc_ci(rater_rise[rater_ok], risk[rater_ok], groups[rater_ok])}")
     print(f"  reference, future taken to be today (classifier only): {auc_ci(rise, no_change, groups)}")
+    print(f"  reference, the real registered follow-up taken as the future (a perfect generator; it also carries "
+          f"the outcome): {auc_ci(rise, oracle, groups)}")
     print(f"  Bayes ceiling of the generator's progression model, P(rise | today's severity): "
           f"{ceiling.auc:.3f} (population, simulated); on these knees {auc_ci(rise, best, groups)}")
     print(f"  model / ceiling: {fast_auc(rise, risk) / ceiling.auc:.2f}")
