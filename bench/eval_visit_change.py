@@ -21,12 +21,11 @@ import sys
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 
 from oaviz.analysis.image_metrics import joint_space_width
 from oaviz.analysis.progression_risk import progression_target
 from oaviz.data.cohort import load_cohort
-from oaviz.data.registration import match_intensity, similarity_from_landmarks
+from oaviz.data.registration import match_intensity, warp_follow_up
 from oaviz.data.transforms import resize_images
 from oaviz.paths import default_cohort_dir
 from oaviz.services.future import follow_up_row
@@ -48,10 +47,8 @@ def report(path: str) -> None:
     rows, nxt = map(np.array, zip(*[(r, f) for r, f in pairs if f is not None]))
     scale = 65535.0 if c.images.dtype == np.uint16 else 255.0
     now, later = (resize_images(c.images[idx], SIZE, scale) for idx in (rows, nxt))   # [n, 1, 128, 128]
-    theta = similarity_from_landmarks(torch.from_numpy(lm[rows]), torch.from_numpy(lm[nxt]))
-    warped = F.grid_sample(later, F.affine_grid(theta, list(later.shape), align_corners=False),
-                           padding_mode="border", align_corners=False)
-    matched = match_intensity(warped, now)
+    warped = warp_follow_up(later, torch.from_numpy(lm[nxt]), torch.from_numpy(lm[rows]))
+    matched = match_intensity(warped, now)              # = register_follow_up(later, now, …)
     kl = c.metadata["kl_true"].to_numpy(int)
     rise, _ = progression_target(kl[rows], kl[nxt])
     jsw = lambda imgs: np.array([joint_space_width(x[0].numpy(), lm[r], mm, names)["medial_mm"]  # noqa: E731

@@ -59,15 +59,20 @@ def match_intensity(moving: torch.Tensor, fixed: torch.Tensor) -> torch.Tensor:
     return (moving * gain.view(-1, 1, 1, 1) + offset.view(-1, 1, 1, 1)).clamp(0, 1)
 
 
-def register_follow_up(follow_up: torch.Tensor, baseline: torch.Tensor, landmarks_follow_up: torch.Tensor,
-                       landmarks_baseline: torch.Tensor) -> torch.Tensor:
-    """The follow-up [B, 1, H, W] resampled into the baseline's frame and grey levels.
+def warp_follow_up(follow_up: torch.Tensor, landmarks_follow_up: torch.Tensor,
+                   landmarks_baseline: torch.Tensor) -> torch.Tensor:
+    """The follow-up [B, 1, H, W] resampled into the baseline's frame (geometry only).
 
-    Landmarks [B, K, 2] in [0, 1]. Bilinear resampling with border padding;
-    pairs with unknown landmarks keep their geometry but still get the
-    intensity match.
+    Landmarks [B, K, 2] in [0, 1]. Bilinear resampling with border padding; pairs with
+    unknown landmarks keep their geometry.
     """
     theta = similarity_from_landmarks(landmarks_baseline, landmarks_follow_up).to(follow_up.dtype)
     grid = F.affine_grid(theta.to(follow_up.device), list(follow_up.shape), align_corners=False)
-    warped = F.grid_sample(follow_up, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return match_intensity(warped, baseline)
+    return F.grid_sample(follow_up, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def register_follow_up(follow_up: torch.Tensor, baseline: torch.Tensor, landmarks_follow_up: torch.Tensor,
+                       landmarks_baseline: torch.Tensor) -> torch.Tensor:
+    """The follow-up [B, 1, H, W] resampled into the baseline's frame (``warp_follow_up``) and grey levels
+    (``match_intensity``); pairs with unknown landmarks still get the intensity match."""
+    return match_intensity(warp_follow_up(follow_up, landmarks_follow_up, landmarks_baseline), baseline)

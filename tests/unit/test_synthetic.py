@@ -348,8 +348,12 @@ def test_a_subjects_visits_share_their_acquisition_except_positioning(tmp_path):
     pd.testing.assert_frame_equal(a_meta, b_meta)                 # same knees, grades and landmarks
     v0 = (b_meta["visit_month"] == 0).to_numpy()
     assert np.array_equal(a_img[v0], b_img[v0]) and not np.array_equal(a_img[~v0], b_img[~v0])
-    card = load_cohort(generate_cohort(tmp_path / "shared", **{**base, "visit_acquisition": "subject"})).info
+    assert cli_main(["synth", "--out", str(tmp_path / "shared"), "--subjects", "5", "--size", "64", "--seed", "2",
+                     "--style", "film", "--visible-risk", "--visit-acquisition", "subject"]) == 0
+    shared_cohort = load_cohort(tmp_path / "shared")
+    card = shared_cohort.info
     assert card["generator"]["visit_acquisition"] == "subject"
+    assert np.array_equal(shared_cohort.images[:], a_img)                 # the CLI makes the same cohort
     assert "visit_acquisition" not in load_cohort(_plain_cohort(tmp_path)).info["generator"]   # legacy: not written
     old_default = {**card["generator"]}
     old_default.pop("visit_acquisition")
