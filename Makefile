@@ -57,5 +57,5 @@ checkpoints: $(STAMP) synth
 # Issue-5 models: VQ-VAE, KL + landmark classifier, latent diffusion naming both, KECAE.
 	$(TRAIN) vqvae --data $(DEFAULT_COHORT) --out checkpoints/vqvae-demo --epochs 12 --patience 0
 	$(TRAIN) multitask --data $(DEFAULT_COHORT) --out checkpoints/multitask-demo --epochs 20 --patience 5
-	$(TRAIN) latent_diffusion --data $(DEFAULT_COHORT) --out checkpoints/latent_diffusion-demo --epochs 80 --patience 0 --set vqvae_checkpoint=vqvae-demo --set classifier_checkpoint=multitask-demo
+	$(TRAIN) latent_diffusion --data $(DEFAULT_COHORT) --out checkpoints/latent_diffusion-demo --epochs 35 --patience 0 --set vqvae_checkpoint=vqvae-demo --set classifier_checkpoint=multitask-demo
 	$(TRAIN) kecae --data $(DEFAULT_COHORT) --out checkpoints/kecae-demo --epochs 30 --patience 0 --set discriminator_checkpoint=multitask-demo

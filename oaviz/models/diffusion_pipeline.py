@@ -135,10 +135,20 @@ class DiffusionPipeline(OAModel):
         """
         y = self.sample_space(image, n_samples, steps, eta, seed, generator, chunk)
         b, n = y.shape[:2]
-        imgs = self.from_space(y.flatten(0, 1)).view(b, n, *image.shape[1:])
+        return self._as_future_of(image, self.from_space(y.flatten(0, 1)).view(b, n, *image.shape[1:]))
+
+    @torch.no_grad()
+    def decode_as_future(self, image: torch.Tensor, follow_up: torch.Tensor) -> torch.Tensor:
+        """A given follow-up [B,1,H,W] of baselines image [B,1,H,W] put through the process space and built
+        into a future the way generated ones are: [B,1,H,W]. With the real (registered) follow-up this is a
+        perfect generator's future, so it bounds what the space lets any generated future show."""
+        return self._as_future_of(image, self.reconstruct(follow_up)[:, None])[:, 0]
+
+    def _as_future_of(self, image: torch.Tensor, decoded: torch.Tensor) -> torch.Tensor:
+        """Decoded follow-ups [B, n, 1, H, W] of image [B,1,H,W] -> futures [B, n, 1, H, W] (residual or as decoded)."""
         if self.config.residual_decode:
-            imgs = (image[:, None] + imgs - self.reconstruct(image)[:, None]).clamp(0, 1)
-        return imgs
+            return (image[:, None] + decoded - self.reconstruct(image)[:, None]).clamp(0, 1)
+        return decoded
 
     def describe_futures(self) -> str:
         """How a generated future image is built from today's, in one or two plain sentences."""

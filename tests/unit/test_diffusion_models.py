@@ -294,6 +294,21 @@ def test_sample_future_shapes_range_and_seed():
                                        m.vqvae.decode_continuous(z.flatten(0, 1)))
 
 
+def test_a_given_follow_up_is_decoded_as_a_generated_future_is():
+    torch.manual_seed(0)
+    m = tiny("latent_diffusion")
+    b = batch()
+    warm(m, b)
+    x, nxt = b["image"][:2], b["image_next"][:2]
+    # residual decoding: today + decode(follow-up) − decode(today); today as its own follow-up is today
+    torch.testing.assert_close(m.decode_as_future(x, x), x, rtol=0, atol=1e-6)
+    expected = (x + m.reconstruct(nxt) - m.reconstruct(x)).clamp(0, 1)
+    torch.testing.assert_close(m.decode_as_future(x, nxt), expected, rtol=0, atol=1e-6)
+    direct = tiny("latent_diffusion", vqvae=m.vqvae, residual_decode=False)
+    direct.load_state_dict(m.state_dict())
+    torch.testing.assert_close(direct.decode_as_future(x, nxt), direct.reconstruct(nxt), rtol=0, atol=1e-6)
+
+
 def test_pair_models_need_image_next():
     b = batch()
     del b["image_next"]
