@@ -292,7 +292,8 @@ class VQVAE(Autoencoder):
         p = usage / usage.sum()
         perplexity = torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum())
         return LossOutput(rec + self.config.beta * commit, {
-            "mse": F.mse_loss(xr, x).detach(), "weighted_mse": rec.detach(), "commit": commit.detach(), "perplexity": perplexity.detach(),
+            "mse": F.mse_loss(xr, x).detach(), "weighted_mse": rec.detach(), "commit": commit.detach(),
+            "perplexity": perplexity.detach(),
             "restarts": torch.tensor(float(self.last_restarts)),
         })
 

@@ -5,7 +5,8 @@ with the code before the model file was split (commit e003acd, ``oaviz/models/la
 file with the VQ-VAE in ``__dict__``); the split code reproduced them on that checkpoint (within 1e-9). When
 the checkpoints were retrained on the film default cohort they were recomputed with that same loader on the
 new checkpoint, again when it was retrained on the default cohort whose visits share their films
-(2026-12-03), and again when it was retrained on the joint-weighted VQ-VAE (2026-12-03, 35 epochs). Loading also checks that its flat buffer names (``latent_mean``, ``change_mean``, …) still load.
+(2026-12-03), and again when it was retrained on the joint-weighted VQ-VAE (2026-12-03, 35 epochs).
+Loading also checks that its flat buffer names (``latent_mean``, ``change_mean``, …) still load.
 """
 
 from __future__ import annotations

@@ -53,15 +53,16 @@ def test_the_models_loss_counts_an_error_in_the_joint_more():
     # the bundled joint-weighted β-VAE: r 0.73 on these knees (0.53 on the cohort before visits shared their
     # films); the unweighted one it replaced: 0.22
     ("beta_vae-demo", 0.45),
-    # the future knees' decoder (joint-weighted since 2026-12-03): r 0.66 on these knees; the unweighted one 0.31
-    ("vqvae-demo", 0.55),
+    # the future knees' space: the bundled diffusion model's own round trip through its VQ-VAE (joint-weighted
+    # since 2026-12-03): r 0.66 on these knees; with the unweighted VQ-VAE 0.31
+    ("latent_diffusion-demo", 0.55),
 ])
 def test_bundled_reconstructions_keep_the_medial_joint_space(tmp_path, name, least_r):
     # A fresh seed of the default cohort's settings: knees the checkpoint never saw.
     from oaviz.data.cohort import load_cohort
     from oaviz.data.synthetic import default_cohort_config, generate_cohort
     from oaviz.models.checkpoints import load_checkpoint
-    from oaviz.services.model_io import decode, encode, model_inputs
+    from oaviz.services.model_io import model_inputs
 
     ckpt = CHECKPOINTS / name
     if not (ckpt / "model.safetensors").is_file():
@@ -71,11 +72,8 @@ def test_bundled_reconstructions_keep_the_medial_joint_space(tmp_path, name, lea
     c = load_cohort(generate_cohort(tmp_path / "fresh", **cfg))
     model = load_checkpoint(ckpt, frozen=True).model
     x = model_inputs(model, c, np.arange(len(c)))
-    if name.startswith("vqvae"):                              # as the futures decode: the continuous latent
-        with torch.no_grad():
-            recon = model.decode(model.encode_continuous(x))[:, 0].numpy()
-    else:
-        recon = decode(model, encode(model, x))
+    with torch.no_grad():                                      # the decoding the pages show (μ; the futures' space)
+        recon = model.reconstruct(x)[:, 0].clamp(0, 1).numpy()
     orig = x[:, 0].numpy()
     a, b = measure_joint_space(orig, True).medial_px, measure_joint_space(recon, True).medial_px
     ok = np.isfinite(a) & np.isfinite(b)
