@@ -13,6 +13,11 @@ def _nav_link(page, title: str):
     return page.locator('[data-testid="stSidebarNav"] a').filter(has_text=re.compile(rf"{re.escape(title)}$"))
 
 
+def _slug(file: str) -> str:
+    """Streamlit's url path of a page file: its stem."""
+    return file.removeprefix("pages/").removesuffix(".py")
+
+
 def _exceptions(page) -> list[str]:
     return page.locator('[data-testid="stException"]').all_inner_texts()
 
@@ -26,9 +31,8 @@ def test_every_page_opens_from_the_navigation(page, app_url, wait_idle):
     for p in PAGES:
         _nav_link(page, p.title).click()
         wait_idle(page)
-        slug = p.file.removeprefix("pages/").removesuffix(".py")
         if p.file != DEFAULT_PAGE:
-            assert page.url.rstrip("/").endswith(slug), (p.title, page.url)
+            assert page.url.rstrip("/").endswith(_slug(p.file)), (p.title, page.url)
         heading = page.locator("h1").first.inner_text()
         assert heading.endswith(p.title), (p.title, heading)
         assert not _exceptions(page), (p.title, _exceptions(page))
@@ -83,8 +87,7 @@ def _open(page, app_url, wait_idle, title: str) -> None:
     Clicking the menu is tested once, above; under CPU load Streamlit keeps the menu's links disabled while
     the landing page's run lasts, which made every test that only needs *a* page wait on it too (and time out)."""
     file = next(p.file for p in PAGES if p.title == title)
-    slug = "" if file == DEFAULT_PAGE else file.removeprefix("pages/").removesuffix(".py")  # the landing page is "/"
-    page.goto(f"{app_url}/{slug}")
+    page.goto(f"{app_url}/{'' if file == DEFAULT_PAGE else _slug(file)}")
     wait_idle(page)
     assert page.locator("h1").first.inner_text().endswith(title)
 
