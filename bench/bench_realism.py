@@ -19,7 +19,9 @@ and the synthetic cohort's test split:
   8×8 Fréchet distance to the real train split (medial side turned to the right;
   the real test split's distance is the floor: a figure that shows progress long
   before the classifiers stop telling the sets apart), and
-  medial/lateral JSW in pixels by KL grade (``oaviz.analysis.joint_space``);
+  medial/lateral JSW in pixels by KL grade (``oaviz.analysis.joint_space``), and the disease
+  signature on both train splits: how much brighter each grade's mean knee is than the KL 0 mean in
+  the joint bands, the notch and the femoral subchondral band (``image_stats.disease_signature``);
 - a PNG grid, per KL grade 4 real knees beside 4 synthetic ones (``--grid``).
 
     OAVIZ_REALKNEE_DIR=../shared/data/realknee-dev .venv/bin/python bench/bench_realism.py
@@ -46,7 +48,7 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from oaviz.analysis.image_stats import compare_sets, frechet_pixels  # noqa: E402
+from oaviz.analysis.image_stats import SIGNATURE_REGIONS, compare_sets, disease_signature, frechet_pixels  # noqa: E402
 from oaviz.analysis.joint_space import measure_joint_space, medial_on_right  # noqa: E402
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc  # noqa: E402
 from oaviz.data.cohort import load_cohort  # noqa: E402
@@ -109,6 +111,21 @@ def frechet_to_real_train(real, xr, right_r, xs, right_s) -> dict:
     ref = oriented(xt, right_t)
     return {"size": size, "real_test": frechet_pixels(ref, oriented(xr, right_r), size),
             "synthetic_test": frechet_pixels(ref, oriented(xs, right_s), size)}
+
+
+def signatures(real, syn) -> dict:
+    """The disease signature of the real and the synthetic train split (medial sides aligned); None with
+    the reason where a split has too few KL 0 knees to compare against."""
+    from oaviz.data.errors import DataError
+
+    out = {}
+    for name, cohort, is_real in (("real", real, True), ("synthetic", syn, False)):
+        x, kl, _, right = split_view(cohort, "train", real=is_real)
+        try:
+            out[name] = disease_signature(oriented(x, right), kl)
+        except DataError as e:
+            return {"skipped": f"{name} train split: {e}"}
+    return out
 
 
 def grid_png(real, kl_r, syn, kl_s, path: Path, per: int = 4, seed: int = 0) -> None:
@@ -257,6 +274,18 @@ def print_report(r: dict) -> None:
         ratio = f"{y['medial_px'] / x['medial_px']:.2f}" if x and y else ""
         print(f"  KL {g}                     {fmt(x)}    {fmt(y)}    {ratio}")
     print(f"  Spearman ρ(medial JSW, KL): real {jr['spearman_medial']:.3f}, synthetic {js['spearman_medial']:.3f}")
+    sig = r.get("signature")
+    if sig and "skipped" in sig:
+        print(f"\ndisease signature: skipped ({sig['skipped']})")
+    elif sig:
+        sr, ss = sig["real"]["grades"], sig["synthetic"]["grades"]
+        print("\ndisease signature (train splits): mean knee of the grade minus the KL 0 mean, ×1000 grey levels,"
+              " real / synthetic")
+        print("  " + " " * 6 + "".join(f"{k:>24}" for k in SIGNATURE_REGIONS))
+        for g in sorted(set(sr) | set(ss), key=int):
+            a, b = sr.get(g, {}), ss.get(g, {})
+            cell = lambda k: f"{1000 * a[k]:+.0f} / {1000 * b[k]:+.0f}" if k in a and k in b else "–"  # noqa: E731
+            print(f"  KL {g}  " + "".join(f"{cell(k):>24}" for k in SIGNATURE_REGIONS))
     t = r.get("transfer")
     if t:
         print(f"\nsim-to-real, dual_head demo, {t['epochs']} epochs, scored on the real test split")
@@ -328,7 +357,8 @@ def main(argv=None) -> int:
     st["real"], st["synthetic"] = st.pop("a"), st.pop("b")
     st["frechet_8x8"] = frechet_to_real_train(real, xr, right_r, xs, right_s)
     r["jsw"] = {"real": jsw_by_grade(xr, klr, right_r), "synthetic": jsw_by_grade(xs, kls, right_s)}
-    log("image statistics and JSW done")
+    r["signature"] = signatures(real, syn)
+    log("image statistics, JSW and disease signature done")
     grid_png(xr, klr, xs, kls, args.grid)
     r["grid"], r["json"] = str(args.grid), str(args.json)
     if not args.skip_transfer:

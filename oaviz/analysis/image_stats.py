@@ -16,7 +16,11 @@ plain numbers or arrays; ``compare_sets`` gathers them for two sets.
   block means, compared as in FID (‖Δμ‖² + tr(Σa + Σb − 2(ΣaΣb)^½)). It measures
   layout and its variation (where the bones sit, how wide, how their spread
   co-varies) and, unlike a real-vs-synthetic classifier, does not saturate, so it
-  shows progress; two halves of one real population set its floor.
+  shows progress; two halves of one real population set its floor;
+- disease signature: by KL grade, how much brighter the mean knee is than the mean
+  KL 0 knee in the lateral and medial joint band (the gap greying as it narrows),
+  the intercondylar notch (filling) and the femoral subchondral band (sclerosis).
+  Knees must have the medial side on the right.
 """
 
 from __future__ import annotations
@@ -148,3 +152,44 @@ def compare_sets(a, b) -> dict:
         "col_profile_r": float(np.corrcoef(pa["col_profile"], pb["col_profile"])[0, 1]),
         "profiles": {"a": pa, "b": pb},
     }
+
+
+# Regions of the disease signature: rows as fractions of the height relative to the joint row,
+# columns as fractions of the width (medial on the right).
+SIGNATURE_REGIONS = {
+    "lateral_joint": ((-0.036, 0.054), (0.22, 0.40)),
+    "medial_joint": ((-0.036, 0.054), (0.60, 0.80)),
+    "notch": ((-0.143, -0.054), (0.43, 0.57)),
+    "femoral_subchondral": ((-0.125, -0.054), (0.22, 0.80)),
+}
+
+
+def disease_signature(images, kl, min_knees: int = 5) -> dict:
+    """Mean image of each KL grade minus the mean KL 0 image, read in SIGNATURE_REGIONS.
+
+    images [N,H,W] in [0, 1], medial side on the right; kl [N] (NaN: ungraded). Returns the joint row
+    (darkest row of the KL 0 mean across both compartments, as a fraction of H) and, for grades 1–4 with
+    at least ``min_knees`` knees, {region: brightening}; joint bands read their brightest row
+    (the gap greys where it is), the other regions their mean."""
+    x = _set(images)
+    kl = np.asarray(kl, float)
+    if len(kl) != len(x):
+        raise DataError(f"{len(kl)} grades for {len(x)} images")
+    if (kl == 0).sum() < min_knees:
+        raise DataError(f"a disease signature needs at least {min_knees} KL 0 knees, got {(kl == 0).sum()}")
+    n, h, w = x.shape
+    base = x[kl == 0].mean(0)
+    cols = np.r_[int(0.22 * w):int(0.40 * w), int(0.60 * w):int(0.80 * w)]
+    lo, hi = int(0.35 * h), int(0.80 * h)
+    joint = lo + int(np.argmin(base[lo:hi][:, cols].mean(1)))
+    out: dict = {"joint_row_frac": joint / h, "grades": {}}
+    for g in (1, 2, 3, 4):
+        if (kl == g).sum() < min_knees:
+            continue
+        d = x[kl == g].mean(0) - base
+        row = {"n": int((kl == g).sum())}
+        for name, ((r0, r1), (c0, c1)) in SIGNATURE_REGIONS.items():
+            band = d[joint + int(round(r0 * h)):joint + int(round(r1 * h)), int(c0 * w):int(c1 * w)].mean(1)
+            row[name] = float(band.max() if name.endswith("_joint") else band.mean())
+        out["grades"][g] = row
+    return out

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oaviz.analysis.image_stats import (block_means, compare_sets, frechet_pixels, hist_distances, histogram,
-                                       profile_summary, psd_slope)
+from oaviz.analysis.image_stats import (block_means, compare_sets, disease_signature, frechet_pixels,
+                                       hist_distances, histogram, profile_summary, psd_slope)
 from oaviz.data.errors import DataError
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc
 
@@ -73,6 +73,30 @@ def test_block_means_and_frechet_pixels():
         frechet_pixels(a[:40], b)
 
 
+def test_disease_signature_reads_where_the_disease_brightens():
+    rng = np.random.default_rng(0)
+    h = w = 112
+    x = 0.6 + 0.02 * rng.standard_normal((200, h, w))
+    x[:, 64:68, 20:92] = 0.3                       # the dark joint gap (rows 57-61 % of H)
+    kl = np.repeat([0, 1, 2, 3, 4], 40).astype(float)
+    sick = kl >= 3
+    x[np.ix_(sick, np.arange(64, 68), np.arange(70, 88))] += 0.1      # the medial gap greys at KL 3-4
+    x[np.ix_(kl == 4, np.arange(46, 60), np.arange(46, 66))] += 0.05  # the notch fills at KL 4
+    sig = disease_signature(x, kl)
+    assert abs(sig["joint_row_frac"] - 64 / h) <= 4 / h
+    g = sig["grades"]
+    assert set(g) == {1, 2, 3, 4} and g[3]["n"] == 40
+    assert 0.07 < g[3]["medial_joint"] < 0.11 and abs(g[3]["lateral_joint"]) < 0.02 and abs(g[3]["notch"]) < 0.01
+    assert 0.03 < g[4]["notch"] < 0.06 and abs(g[1]["medial_joint"]) < 0.02
+    # a mirrored set (medial on the left) reads its greying as lateral: orientation matters
+    flipped = disease_signature(x[:, :, ::-1], kl)["grades"][3]
+    assert flipped["lateral_joint"] > 0.07 and abs(flipped["medial_joint"]) < 0.02
+    with pytest.raises(DataError, match="KL 0"):
+        disease_signature(x[40:], kl[40:])
+    with pytest.raises(DataError, match="grades for"):
+        disease_signature(x, kl[:10])
+
+
 def test_separability_chance_and_obvious():
     rng = np.random.default_rng(1)
     a, b = rng.uniform(0, 1, (60, 32, 32)), rng.uniform(0, 1, (60, 32, 32))
@@ -127,6 +151,8 @@ def test_bench_end_to_end(fake_real, tiny_cohort, tmp_path):
     assert Image.open(grid).size[1] == 24 + 5 * 224
     fd = r["stats"]["frechet_8x8"]               # few knees here: a coarser grid
     assert 2 <= fd["size"] < 8 and fd["synthetic_test"]["fd"] >= 0 and fd["real_test"]["fd"] >= 0
+    sig = r["signature"]
+    assert "skipped" in sig or (0.3 < sig["real"]["joint_row_frac"] < 0.8 and sig["synthetic"]["grades"])
     events = [json.loads(s) for s in (tmp_path / "work/runs/pretrained-100-s0/events.jsonl").read_text().splitlines()]
     assert events[0]["event"] == "start" and events[0]["start_epoch"] == 0
 
