@@ -18,7 +18,8 @@ and the synthetic cohort's test split:
   power-spectrum slope, mean row/column profiles (joint line, bone width), the
   8×8 Fréchet distance to the real train split (medial side turned to the right;
   the real test split's distance is the floor: a figure that shows progress long
-  before the classifiers stop telling the sets apart), and
+  before the classifiers stop telling the sets apart), the 4×4 and 8×8 block Mahalanobis D² (a mean
+  difference weighted as a linear classifier weights it), and
   medial/lateral JSW in pixels by KL grade (``oaviz.analysis.joint_space``), and the disease
   signature on both train splits: how much brighter each grade's mean knee is than the KL 0 mean in
   the joint bands, the notch and the femoral subchondral band (``image_stats.disease_signature``);
@@ -48,7 +49,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from oaviz.analysis.image_stats import SIGNATURE_REGIONS, compare_sets, disease_signature, frechet_pixels  # noqa: E402
+from oaviz.analysis.image_stats import (SIGNATURE_REGIONS, block_mahalanobis, compare_sets,  # noqa: E402
+                                       disease_signature, frechet_pixels)
 from oaviz.analysis.joint_space import measure_joint_space, medial_on_right  # noqa: E402
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc  # noqa: E402
 from oaviz.data.cohort import load_cohort  # noqa: E402
@@ -102,15 +104,19 @@ def oriented(images, on_right) -> np.ndarray:
 
 def frechet_to_real_train(real, xr, right_r, xs, right_s) -> dict:
     """Fréchet distances (8×8 blocks; fewer for sets of ≤ 64 knees, None below 5) to the real train split:
-    of the real test split (the floor) and of the synthetic test split, medial sides aligned."""
+    of the real test split (the floor) and of the synthetic test split, medial sides aligned; beside them the
+    4×4 and 8×8 block Mahalanobis D² (grids with fewer blocks than the smallest set has knees)."""
     xt, _, _, right_t = split_view(real, "train", real=True)
     fewest = min(len(xt), len(xr), len(xs))
     size = min(8, int(np.sqrt(fewest - 1)))  # a full-rank covariance needs more knees than blocks
     if size < 2:
         return None
-    ref = oriented(xt, right_t)
-    return {"size": size, "real_test": frechet_pixels(ref, oriented(xr, right_r), size),
-            "synthetic_test": frechet_pixels(ref, oriented(xs, right_s), size)}
+    ref, test, syn = oriented(xt, right_t), oriented(xr, right_r), oriented(xs, right_s)
+    grids = [g for g in (4, 8) if g * g < fewest]
+    return {"size": size, "real_test": frechet_pixels(ref, test, size),
+            "synthetic_test": frechet_pixels(ref, syn, size),
+            "mahalanobis": {g: {"real_test": block_mahalanobis(ref, test, g), "synthetic_test": block_mahalanobis(ref, syn, g)}
+                            for g in grids}}
 
 
 def signatures(real, syn) -> dict:
@@ -265,6 +271,9 @@ def print_report(r: dict) -> None:
         f, s0 = fd["synthetic_test"], fd["real_test"]["fd"]
         print(f"  {fd['size']}x{fd['size']} Fréchet distance to the real train split: synthetic {f['fd']:.3f} (mean {f['mean_term']:.3f}, "
               f"covariance {f['cov_term']:.3f}); real test split (floor) {s0:.3f}")
+        for g, m in fd.get("mahalanobis", {}).items():
+            print(f"  {g}x{g} block Mahalanobis D² to the real train split: synthetic {m['synthetic_test']:.2f}; "
+                  f"real test split (floor) {m['real_test']:.2f}")
     print("\nJSW px by KL (median, n)   real medial / lateral      synthetic medial / lateral   medial syn/real")
     def fmt(v):
         return f"{v['medial_px']:5.1f} / {v['lateral_px']:5.1f} (n={v['n']:3d})" if v else " " * 25

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oaviz.analysis.image_stats import (block_means, compare_sets, disease_signature, frechet_pixels,
+from oaviz.analysis.image_stats import (block_mahalanobis, block_means, compare_sets, disease_signature, frechet_pixels,
                                        hist_distances, histogram, profile_summary, psd_slope)
 from oaviz.data.errors import DataError
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc
@@ -71,6 +71,23 @@ def test_block_means_and_frechet_pixels():
     assert spread["cov_term"] > 8 * same["cov_term"] and spread["mean_term"] < 0.02
     with pytest.raises(DataError, match="needs more than 64"):
         frechet_pixels(a[:40], b)
+
+
+def test_block_mahalanobis_counts_a_shift_where_the_sets_vary_little():
+    rng = np.random.default_rng(1)
+    bright = rng.normal(0, 0.2, (400, 1, 1))          # the whole image varies a lot, together ...
+    a = np.clip(0.5 + bright + 0.01 * rng.standard_normal((400, 16, 16)), 0, 1)
+    b = np.clip(0.5 + rng.normal(0, 0.2, (400, 1, 1)) + 0.01 * rng.standard_normal((400, 16, 16)), 0, 1)
+    same = block_mahalanobis(a, b, 4)
+    assert same < 0.2
+    tilted = b.copy()
+    tilted[:, :, :8] += 0.02                           # ... but left minus right hardly at all
+    d2 = block_mahalanobis(a, tilted, 4)
+    assert d2 > 25 * max(same, 0.01)
+    # the Fréchet distance barely sees that shift (grey levels, not spreads): not above two draws' difference
+    assert frechet_pixels(a, tilted, 4)["fd"] < 3 * frechet_pixels(a, b, 4)["fd"]
+    with pytest.raises(DataError, match="at least 3"):
+        block_mahalanobis(a[:2], b, 4)
 
 
 def test_disease_signature_reads_where_the_disease_brightens():
@@ -151,6 +168,7 @@ def test_bench_end_to_end(fake_real, tiny_cohort, tmp_path):
     assert Image.open(grid).size[1] == 24 + 5 * 224
     fd = r["stats"]["frechet_8x8"]               # few knees here: a coarser grid
     assert 2 <= fd["size"] < 8 and fd["synthetic_test"]["fd"] >= 0 and fd["real_test"]["fd"] >= 0
+    assert set(fd["mahalanobis"]) <= {"4", "8"} and all(v["synthetic_test"] >= 0 for v in fd["mahalanobis"].values())
     sig = r["signature"]
     assert "skipped" in sig or (0.3 < sig["real"]["joint_row_frac"] < 0.8 and sig["synthetic"]["grades"])
     events = [json.loads(s) for s in (tmp_path / "work/runs/pretrained-100-s0/events.jsonl").read_text().splitlines()]
