@@ -19,9 +19,8 @@ and the synthetic cohort's test split:
   8×8 Fréchet distance to the real train split (medial side turned to the right;
   the real test split's distance is the floor: a figure that shows progress long
   before the classifiers stop telling the sets apart), the 4×4 and 8×8 block Mahalanobis D² (a mean
-  difference weighted as a linear classifier weights it), and
-  medial/lateral JSW in pixels by KL grade (``oaviz.analysis.joint_space``), and the disease
-  signature on both train splits: how much brighter each grade's mean knee is than the KL 0 mean in
+  difference weighted as a linear classifier weights it), medial/lateral JSW in pixels by KL grade
+  (``oaviz.analysis.joint_space``), and the disease signature on both train splits: how much brighter each grade's mean knee is than the KL 0 mean in
   the joint bands, the notch and the femoral subchondral band (``image_stats.disease_signature``);
 - a PNG grid, per KL grade 4 real knees beside 4 synthetic ones (``--grid``).
 
@@ -54,6 +53,7 @@ from oaviz.analysis.image_stats import (SIGNATURE_REGIONS, block_mahalanobis, co
 from oaviz.analysis.joint_space import measure_joint_space, medial_on_right  # noqa: E402
 from oaviz.analysis.separability import cnn_auc, pixel_lr_auc  # noqa: E402
 from oaviz.data.cohort import load_cohort  # noqa: E402
+from oaviz.data.errors import DataError  # noqa: E402
 from oaviz.data.kl_folders import import_kl_folders  # noqa: E402
 from oaviz.data.real_knees import default_real_knee_dir  # noqa: E402
 
@@ -120,10 +120,8 @@ def frechet_to_real_train(real, xr, right_r, xs, right_s) -> dict:
 
 
 def signatures(real, syn) -> dict:
-    """The disease signature of the real and the synthetic train split (medial sides aligned); None with
-    the reason where a split has too few KL 0 knees to compare against."""
-    from oaviz.data.errors import DataError
-
+    """The disease signature of the real and the synthetic train split (medial sides aligned), or
+    {"skipped": reason} where a split has too few KL 0 knees to compare against."""
     out = {}
     for name, cohort, is_real in (("real", real, True), ("synthetic", syn, False)):
         x, kl, _, right = split_view(cohort, "train", real=is_real)

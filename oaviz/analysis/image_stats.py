@@ -196,7 +196,10 @@ def disease_signature(images, kl, min_knees: int = 5) -> dict:
         raise DataError(f"a disease signature needs at least {min_knees} KL 0 knees, got {(kl == 0).sum()}")
     n, h, w = x.shape
     base = x[kl == 0].mean(0)
-    cols = np.r_[int(0.22 * w):int(0.40 * w), int(0.60 * w):int(0.80 * w)]
+    # The joint row from the compartments' columns only: profile_summary's central columns include the
+    # dark notch above the joint and read the joint line too high.
+    cols = np.r_[tuple(slice(int(c0 * w), int(c1 * w))
+                       for name, (_, (c0, c1)) in SIGNATURE_REGIONS.items() if name.endswith("_joint"))]
     lo, hi = int(0.35 * h), int(0.80 * h)
     joint = lo + int(np.argmin(base[lo:hi][:, cols].mean(1)))
     out: dict = {"joint_row_frac": joint / h, "grades": {}}
